@@ -1,0 +1,38 @@
+# rsnb: two commands do everything on a fresh machine.
+#   make demo   set up .venv, generate the synthetic dataset, train + evaluate AMFMN
+#   make test   set up .venv, run unit tests and execute every notebook (quick mode)
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.rsnb-installed
+
+.PHONY: install demo test test-unit test-notebooks lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# torch/torchvision first, pinned to the tested pair, then the package with its dev extra.
+$(STAMP): $(PY) pyproject.toml
+	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
+	$(PIP) install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m rsnb demo --out runs/demo
+
+test: $(STAMP)
+	RSNB_QUICK=1 MPLBACKEND=Agg $(PY) -m pytest -q --durations=15 tests
+	RSNB_QUICK=1 MPLBACKEND=Agg $(PY) -m pytest -q --nbmake --nbmake-timeout=900 --durations=10 notebooks
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check rsnb tests bench notebooks
+
+bench: $(STAMP)
+	$(PY) bench/bench_synthetic.py
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,1 @@
+"""Models: backbone, MVSA, text encoders, visual-guided attention, AMFMN, MSA."""
