@@ -1,0 +1,3 @@
+from rsnb.cli import main
+
+raise SystemExit(main())
