@@ -1,0 +1,1 @@
+"""Data: synthetic scenes, real dataset readers, vocabulary and PyTorch datasets."""
