@@ -1,0 +1,186 @@
+"""AMFMN losses: bidirectional hinge triplet loss with fixed or dynamic (prior-based) margin.
+
+* CODE (``utils.calcul_loss`` of the released AMFMN): fixed margin 0.2, sum over all in-batch
+  negatives, plain sum (no division by the batch size), duplicate images in a batch still count
+  as negatives (``mask_same_image=False`` reproduces this).
+* PAPER (eqs. 28-30): the margin of pair (image i, caption j) is
+  ``alpha_ct = gamma * (e^beta - e^(beta*S)) / (e^beta - 1)`` with S the prior caption similarity
+  of :mod:`rsnb.prior`; best setting gamma = 0.6, beta = 5 (Table V, RSITMD).
+
+Shown in notebooks/03_loss_behaviour.ipynb.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+
+NEGATIVES = ("sum", "hardest")
+
+
+def dynamic_margin(S, gamma: float = 0.6, beta: float = 5.0):
+    """Dynamic variable margin of the paper (eq. 29).
+
+    ``alpha = gamma * (e^beta - e^(beta*S)) / (e^beta - 1)``, computed in the overflow-free form
+    ``gamma * expm1(beta*(S-1)) / expm1(-beta)``. S = 0 gives gamma, S = 1 gives 0. For beta > 0
+    the curve lies above the straight line gamma*(1-S) (flat near S = 0, what the paper calls
+    "convex"; mathematically concave), for beta < 0 below it; beta = 0 is that line (the limit).
+
+    Args:
+        S: prior similarity, a float or a tensor of any shape (elementwise).
+        gamma: maximum margin (at S = 0).
+        beta: decay coefficient.
+
+    Returns:
+        The margin, same type and shape as ``S``.
+    """
+    if beta == 0:
+        return gamma * (1 - S)
+    if torch.is_tensor(S):
+        return gamma * torch.expm1(beta * (S - 1)) / math.expm1(-beta) + 0.0  # + 0.0: no -0.0 at S = 1
+    return gamma * math.expm1(beta * (S - 1)) / math.expm1(-beta) + 0.0
+
+
+def triplet_loss(sims: Tensor, image_ids: Tensor | None = None, margin: float | Tensor = 0.2, *,
+                 negatives: str = "sum", mask_same_image: bool = True, return_stats: bool = False):
+    """Bidirectional hinge triplet loss over an in-batch similarity matrix.
+
+    With m the margin, for every negative pair (i, j):
+    caption direction ``c_s[i,j] = max(0, m_ij + S[i,j] - S[i,i])`` (image i, wrong caption j) and
+    image direction ``c_im[i,j] = max(0, m_ij + S[i,j] - S[j,j])`` (caption j, wrong image i).
+    A per-pair margin is used at (i, j) in both terms (reference amfmn.md §2.2).
+
+    Args:
+        sims: (B, B) scores; row i = image of sample i, column j = caption of sample j, the
+            diagonal holds the positives.
+        image_ids: (B,) image id of each sample; needed for ``mask_same_image``.
+        margin: a float, or a (B, B) tensor of per-pair margins (e.g. :func:`dynamic_margin`
+            of the prior matrix).
+        negatives: ``"sum"`` (all negatives, the official setting) or ``"hardest"`` (VSE++: the
+            hardest caption per row of c_s plus the hardest image per column of c_im).
+        mask_same_image: drop pairs whose two samples show the same image (the official code
+            keeps them: ``False`` reproduces it).
+        return_stats: also return a dict of diagnostics.
+
+    Returns:
+        The scalar loss (a plain sum, not divided by B); with ``return_stats`` a tuple
+        ``(loss, stats)`` where stats holds ``active`` (violating triplets, both directions,
+        among all valid negatives whatever the reduction), ``total`` (valid negative entries,
+        both directions), ``mean_violation`` (mean hinge value of the active ones),
+        ``loss_caption`` and ``loss_image`` (the two terms).
+    """
+    if sims.dim() != 2 or sims.shape[0] != sims.shape[1]:
+        raise ValueError(f"triplet_loss: sims must be square (B, B), got {tuple(sims.shape)}")
+    if negatives not in NEGATIVES:
+        raise ValueError(f"triplet_loss: negatives must be one of {NEGATIVES}, got {negatives!r}")
+    B = sims.shape[0]
+    if torch.is_tensor(margin) and margin.dim() > 0 and margin.shape != sims.shape:
+        raise ValueError(f"triplet_loss: margin must be a float or ({B}, {B}), got {tuple(margin.shape)}")
+    diag = sims.diagonal()  # (B,)
+    cost_s = (margin + sims - diag[:, None]).clamp(min=0)  # (B, B) caption direction
+    cost_im = (margin + sims - diag[None, :]).clamp(min=0)  # (B, B) image direction
+    invalid = torch.eye(B, dtype=torch.bool, device=sims.device)  # (B, B)
+    if mask_same_image and image_ids is not None:
+        ids = torch.as_tensor(image_ids, device=sims.device).reshape(-1)
+        if ids.numel() != B:
+            raise ValueError(f"triplet_loss: image_ids has {ids.numel()} entries for a batch of {B}")
+        invalid = invalid | (ids[:, None] == ids[None, :])
+    cost_s = cost_s.masked_fill(invalid, 0)
+    cost_im = cost_im.masked_fill(invalid, 0)
+    if negatives == "sum":
+        loss_s, loss_im = cost_s.sum(), cost_im.sum()
+    else:
+        loss_s, loss_im = cost_s.max(dim=1).values.sum(), cost_im.max(dim=0).values.sum()
+    loss = loss_s + loss_im
+    if not return_stats:
+        return loss
+    with torch.no_grad():
+        active = int((cost_s > 0).sum() + (cost_im > 0).sum())
+        stats = {
+            "active": active,
+            "total": 2 * int((~invalid).sum()),
+            "mean_violation": float((cost_s.sum() + cost_im.sum()) / active) if active else 0.0,
+            "loss_caption": float(loss_s),
+            "loss_image": float(loss_im),
+        }
+    return loss, stats
+
+
+@dataclass
+class TripletLossConfig:
+    """Loss settings (defaults: released code's margin and reduction, same-image pairs masked).
+
+    Fixed margin 0.2 and a sum over negatives as in the released code, but with same-image pairs
+    masked out; use :meth:`official` to keep them, :meth:`paper` for the dynamic-margin L_ct.
+
+    Attributes:
+        margin: fixed margin (used when ``dynamic`` is False).
+        negatives: ``"sum"`` or ``"hardest"``.
+        mask_same_image: drop same-image pairs from the negatives (False = official code).
+        dynamic: use the paper's dynamic margin from a prior similarity matrix.
+        gamma: maximum dynamic margin (paper best 0.6).
+        beta: decay coefficient of the dynamic margin (paper best 5).
+    """
+
+    margin: float = 0.2
+    negatives: str = "sum"
+    mask_same_image: bool = True
+    dynamic: bool = False
+    gamma: float = 0.6
+    beta: float = 5.0
+
+    @classmethod
+    def official(cls) -> TripletLossConfig:
+        """The released code exactly: margin 0.2, sum of negatives, same-image pairs kept."""
+        return cls(mask_same_image=False)
+
+    @classmethod
+    def paper(cls) -> TripletLossConfig:
+        """The paper's L_ct: dynamic margin with gamma = 0.6, beta = 5, sum over negatives."""
+        return cls(dynamic=True, gamma=0.6, beta=5.0)
+
+
+class TripletLoss(nn.Module):
+    """Module wrapper of :func:`triplet_loss`, fixed or dynamic margin (``DynamicMarginTripletLoss``).
+
+    Args:
+        config: a :class:`TripletLossConfig` (default: ``TripletLossConfig()``).
+        **overrides: fields of the config to change, e.g. ``TripletLoss(dynamic=True)``.
+    """
+
+    def __init__(self, config: TripletLossConfig | None = None, **overrides):
+        """Build the loss from ``config`` with ``overrides`` applied."""
+        super().__init__()
+        self.config = TripletLossConfig(**{**asdict(config or TripletLossConfig()), **overrides})
+        if self.config.negatives not in NEGATIVES:
+            raise ValueError(f"TripletLoss: negatives must be one of {NEGATIVES}, got {self.config.negatives!r}")
+
+    def forward(self, sims: Tensor, image_ids: Tensor | None = None, prior: Tensor | None = None,
+                return_stats: bool = False):
+        """Loss of a (B, B) similarity matrix.
+
+        Args:
+            sims: (B, B) model scores (rows images, columns captions).
+            image_ids: (B,) image ids (for same-image masking).
+            prior: (B, B) prior similarity S[image of i, caption of j], required when dynamic.
+            return_stats: also return the diagnostics dict of :func:`triplet_loss`.
+        """
+        cfg = self.config
+        if cfg.dynamic:
+            if prior is None:
+                raise ValueError("TripletLoss: dynamic margin needs the (B, B) prior similarity matrix")
+            margin = dynamic_margin(prior.to(sims), cfg.gamma, cfg.beta)  # (B, B)
+        else:
+            margin = cfg.margin
+        return triplet_loss(sims, image_ids, margin, negatives=cfg.negatives,
+                            mask_same_image=cfg.mask_same_image, return_stats=return_stats)
+
+    def extra_repr(self) -> str:
+        """The config fields, shown by ``print(module)``."""
+        return ", ".join(f"{k}={v}" for k, v in asdict(self.config).items())
+
+
+DynamicMarginTripletLoss = TripletLoss
