@@ -1,0 +1,273 @@
+"""From a YAML config to a trained, evaluated run: the glue behind ``python -m rsnb train/evaluate/demo``.
+
+A config has four sections (see ``configs/*.yaml``)::
+
+    image_size: 256
+    data:   {path, image_dir, synthetic: {images, size, seed}, min_count, val_fraction, ...}
+    model:  {name: amfmn, preset: paper | official | m1..m9, ...AMFMNConfig overrides}
+    train:  {...TrainConfig fields}
+
+``data.path: null`` means "the built-in synthetic dataset", generated once into ``data.cache_dir``.
+Model selection always uses a validation split; a dataset without one (the AMFMN precomp files)
+gets a deterministic validation subset carved from its training images, never the test split.
+
+A run folder holds ``config.yaml`` (the resolved config), ``vocab.json``, ``best``/``last``
+checkpoints, ``history.{csv,json}`` and ``metrics_<split>.json`` after evaluation.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from rsnb import checkpoint as ckpt
+from rsnb.config import is_quick
+from rsnb.data.corpus import Corpus
+from rsnb.data.dataset import CaptionDataset, collate
+from rsnb.data.formats import load_corpus
+from rsnb.data.vocab import Vocab
+from rsnb.evaluate import evaluate, evaluate_keywords, format_table
+from rsnb.models.amfmn import AMFMN, AMFMNConfig
+from rsnb.train import TrainConfig, train
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+DEFAULTS: dict = {
+    "name": "run",
+    "image_size": 256,
+    "data": {
+        "path": None,
+        "image_dir": None,
+        "cache_dir": "data",
+        "synthetic": {"images": 2000, "size": 256, "seed": 0},
+        "min_count": 5,
+        "remove_stopwords": False,
+        "val_fraction": 0.1,
+        "max_images": None,
+        "seed": 0,
+    },
+    "model": {"name": "amfmn", "preset": "paper"},
+    "train": {},
+    "eval": {"batch_size": 64, "keywords": False},
+}
+
+QUICK_OVERRIDES: dict = {
+    "image_size": 128,
+    "data": {"synthetic": {"images": 120, "size": 128}, "min_count": 1, "max_images": 120},
+    "train": {"epochs": 1, "batch_size": 16, "quiet": True},
+}
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in (extra or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _set_dotted(cfg: dict, assignment: str) -> None:
+    if "=" not in assignment:
+        raise ValueError(f"override {assignment!r} must look like section.key=value (e.g. train.epochs=3)")
+    key, raw = assignment.split("=", 1)
+    node = cfg
+    parts = key.strip().split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"override {assignment!r}: {p!r} is not a section")
+    node[parts[-1]] = yaml.safe_load(raw)
+
+
+def load_config(path: str | Path | None = None, overrides=(), quick: bool | None = None) -> dict:
+    """Read a YAML config (a path or a preset name in ``configs/``), apply quick mode and overrides.
+
+    Args:
+        path: ``configs/synthetic.yaml``, ``"synthetic"`` (a preset name) or None (defaults).
+        overrides: ``"section.key=value"`` strings, values parsed as YAML.
+        quick: apply :data:`QUICK_OVERRIDES`; default ``rsnb.config.is_quick()``.
+
+    Returns:
+        The resolved config dict.
+    """
+    cfg = copy.deepcopy(DEFAULTS)
+    if path is not None:
+        p = Path(path)
+        if not p.exists() and (CONFIG_DIR / f"{path}.yaml").exists():
+            p = CONFIG_DIR / f"{path}.yaml"
+        if not p.exists():
+            raise FileNotFoundError(f"config {path}: no such file (presets: {sorted(x.stem for x in CONFIG_DIR.glob('*.yaml'))})")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ValueError(f"{p}: malformed YAML ({e})".replace("\n", " ")) from None
+        cfg = _merge(cfg, loaded)
+    if is_quick() if quick is None else quick:
+        cfg = _merge(cfg, QUICK_OVERRIDES)
+    for o in overrides:
+        _set_dotted(cfg, o)
+    return cfg
+
+
+# ------------------------------------------------------------------------------ data
+def synthetic_path(cfg: dict) -> Path:
+    """Folder of the synthetic dataset a config asks for (generated on first use)."""
+    s = cfg["data"]["synthetic"]
+    return Path(cfg["data"]["cache_dir"]) / f"synthetic-n{s['images']}-s{s['size']}-seed{s['seed']}"
+
+
+def prepare_corpus(cfg: dict, progress: bool = True) -> Corpus:
+    """Load (or generate) the dataset of ``cfg`` and make sure it has train/val/test splits."""
+    d = cfg["data"]
+    if d.get("path"):
+        corpus = load_corpus(d["path"], image_dir=d.get("image_dir"))
+    else:
+        from rsnb.data.synthetic import generate
+
+        folder = synthetic_path(cfg)
+        if not (folder / "dataset.json").is_file():
+            s = d["synthetic"]
+            generate(folder, s["images"], size=s["size"], seed=s["seed"], progress=progress)
+        corpus = load_corpus(folder / "dataset.json")
+    if d.get("max_images"):
+        corpus = _subsample(corpus, int(d["max_images"]), int(d.get("seed", 0)))
+    return ensure_val_split(corpus, float(d.get("val_fraction", 0.1)), int(d.get("seed", 0)))
+
+
+def _subsample(corpus: Corpus, n: int, seed: int) -> Corpus:
+    """Keep about ``n`` images, the same fraction from every split (quick mode)."""
+    if len(corpus) <= n:
+        return corpus
+    rng = np.random.default_rng(seed)
+    keep = set(rng.choice(len(corpus), n, replace=False).tolist())
+    return replace(corpus, images=[r for i, r in enumerate(corpus.images) if i in keep])
+
+
+def ensure_val_split(corpus: Corpus, fraction: float = 0.1, seed: int = 0) -> Corpus:
+    """Give a corpus without ``val`` images a validation split carved from ``train`` (fixed seed)."""
+    if corpus.splits.get("val", 0) > 0:
+        return corpus
+    train_idx = [i for i, r in enumerate(corpus.images) if r.split == "train"]
+    n_val = max(1, int(round(fraction * len(train_idx))))
+    rng = np.random.default_rng(seed)
+    val = set(rng.choice(train_idx, n_val, replace=False).tolist())
+    images = [replace(r, split="val") if i in val else r for i, r in enumerate(corpus.images)]
+    return replace(corpus, images=images)
+
+
+def build_vocab(train_split: Corpus, cfg: dict) -> Vocab:
+    """Vocabulary from the training captions only (and training keywords)."""
+    texts = train_split.captions + [k for r in train_split.images for k in r.keywords]
+    return Vocab.build(texts, min_count=int(cfg["data"]["min_count"]),
+                       remove_stopwords=bool(cfg["data"]["remove_stopwords"]))
+
+
+# ------------------------------------------------------------------------------ model
+def model_config(cfg: dict, vocab_size: int) -> AMFMNConfig:
+    """The :class:`AMFMNConfig` of a run config (preset + overrides + vocab size + image size)."""
+    m = dict(cfg["model"])
+    name, preset = m.pop("name", "amfmn"), m.pop("preset", "paper")
+    if name != "amfmn":
+        raise ValueError(f"model.name {name!r}: only 'amfmn' is available")
+    m.update(vocab_size=vocab_size, image_size=int(cfg["image_size"]))
+    if preset == "paper":
+        return AMFMNConfig.paper(**m)
+    if preset == "official":
+        return AMFMNConfig.official(**m)
+    return AMFMNConfig.ablation(preset, **m)
+
+
+def prior_hook(train_split: Corpus, model_cfg: AMFMNConfig):
+    """``batch_hook`` adding ``batch["prior"]`` (B, B) for the dynamic-margin loss, else None."""
+    if model_cfg.loss != "dynamic":
+        return None
+    from rsnb.prior import PriorSimilarity
+
+    prior = PriorSimilarity(train_split)
+
+    def hook(batch: dict) -> dict:
+        batch["prior"] = prior.batch_matrix(batch["image_ids"], batch["caption_ids"], device=batch["image_ids"].device)
+        return batch
+
+    return hook
+
+
+# ------------------------------------------------------------------------------ runs
+def train_run(cfg: dict, out_dir: str | Path, resume: bool = False, device="auto", progress: bool = True) -> dict:
+    """Train the model a config describes; select on validation; return history and paths.
+
+    Returns:
+        ``{"run_dir", "history", "model", "vocab", "corpus"}``.
+    """
+    from rsnb.evaluate import make_val_fn
+    from rsnb.data.dataset import ImageDataset, TextDataset
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    corpus = prepare_corpus(cfg, progress=progress)
+    train_split, val_split = corpus.split("train"), corpus.split("val")
+    if resume and (out / "vocab.json").is_file():
+        vocab = Vocab.load(out / "vocab.json")
+    else:
+        vocab = build_vocab(train_split, cfg)
+        vocab.save(out / "vocab.json")
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    mcfg = model_config(cfg, len(vocab))
+    model = AMFMN(mcfg, words=vocab.itos)
+    tcfg = TrainConfig.from_dict(cfg["train"])
+    size = int(cfg["image_size"])
+    data = CaptionDataset(train_split, vocab, image_size=size, train=True)
+    bs = int(cfg["eval"]["batch_size"])
+    il = torch.utils.data.DataLoader(ImageDataset(val_split, image_size=size), batch_size=bs, collate_fn=collate)
+    tl = torch.utils.data.DataLoader(TextDataset(val_split, vocab), batch_size=bs, collate_fn=collate)
+    val_fn = make_val_fn(il, tl, val_split.caption_to_image, device)
+    history = train(tcfg, model, data, val_fn, device=device, out_dir=out, resume=resume,
+                    batch_hook=prior_hook(train_split, mcfg), collate_fn=collate)
+    return {"run_dir": out, "history": history, "model": model, "vocab": vocab, "corpus": corpus}
+
+
+def load_run(run_dir: str | Path, tag: str = "best", device="cpu") -> tuple[AMFMN, Vocab, dict]:
+    """Rebuild a trained model from a run folder (safetensors weights; nothing is unpickled)."""
+    run = Path(run_dir)
+    cfg_path = run / "config.yaml"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{run}: not a run folder (no config.yaml); train one with `python -m rsnb train`")
+    cfg = yaml.safe_load(cfg_path.read_text())
+    vocab = Vocab.load(run / "vocab.json")
+    model = AMFMN(model_config(cfg, len(vocab)), init_pretrained=False)
+    if not ckpt.checkpoint_paths(run, tag)["json"].is_file() and tag == "best":
+        tag = "last"  # a run without validation keeps only ``last``
+    ckpt.load_checkpoint(run, tag, model, device=device)
+    return model.to(device).eval(), vocab, cfg
+
+
+def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str = "test", device="auto",
+                 tag: str = "best") -> dict:
+    """Evaluate a run on one split; write ``metrics_<split>.json``; return the metrics."""
+    model, vocab, cfg = load_run(run_dir, tag)
+    if data is not None:
+        cfg["data"]["path"] = str(data)
+    corpus = prepare_corpus(cfg, progress=False).split(split)
+    if len(corpus) == 0:
+        raise ValueError(f"split {split!r} is empty in the dataset of {run_dir}")
+    size = int(cfg["image_size"])
+    metrics = evaluate(model, corpus, vocab, device=device, batch_size=int(cfg["eval"]["batch_size"]), image_size=size)
+    if cfg["eval"].get("keywords") and any(r.keywords for r in corpus.images):
+        kw = evaluate_keywords(model, corpus, vocab, device=device, image_size=size)
+        metrics.update({f"keywords_{k}": v for k, v in kw.items()})
+    metrics["n_images"], metrics["n_captions"] = len(corpus), len(corpus.captions)
+    Path(run_dir, f"metrics_{split}.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def print_metrics(metrics: dict, name: str = "rsnb") -> str:
+    """Format a metrics dict as the R@K table (returns the text)."""
+    return format_table({name: metrics})
