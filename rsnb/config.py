@@ -34,3 +34,11 @@ def mode_banner() -> str:
 def quick_or_full(quick, full):
     """Pick ``quick`` in quick mode and ``full`` otherwise."""
     return quick if is_quick() else full
+
+
+def cache_dir() -> Path:
+    """Folder for generated data and notebook runs: ``RSNB_CACHE``, else ``~/.cache/rsnb``."""
+    value = os.environ.get("RSNB_CACHE", "").strip()
+    path = Path(value).expanduser() if value else Path.home() / ".cache" / "rsnb"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -7,7 +7,8 @@ A config has four sections (see ``configs/*.yaml``)::
     model:  {name: amfmn, preset: paper | official | m1..m9, ...AMFMNConfig overrides}
     train:  {...TrainConfig fields}
 
-``data.path: null`` means "the built-in synthetic dataset", generated once into ``data.cache_dir``.
+``data.path: null`` means "the built-in synthetic dataset", generated once into ``data.cache_dir``
+(default ``rsnb.config.cache_dir()``: ``RSNB_CACHE`` or ``~/.cache/rsnb``).
 Model selection always uses a validation split; a dataset without one (the AMFMN precomp files)
 gets a deterministic validation subset carved from its training images, never the test split.
 
@@ -27,7 +28,7 @@ import torch
 import yaml
 
 from rsnb import checkpoint as ckpt
-from rsnb.config import is_quick
+from rsnb.config import cache_dir, is_quick
 from rsnb.data.corpus import Corpus
 from rsnb.data.dataset import CaptionDataset, collate
 from rsnb.data.formats import load_corpus
@@ -44,7 +45,7 @@ DEFAULTS: dict = {
     "data": {
         "path": None,
         "image_dir": None,
-        "cache_dir": "data",
+        "cache_dir": None,  # None: rsnb.config.cache_dir() (RSNB_CACHE or ~/.cache/rsnb)
         "synthetic": {"images": 2000, "size": 256, "seed": 0},
         "min_count": 5,
         "remove_stopwords": False,
@@ -121,7 +122,8 @@ def load_config(path: str | Path | None = None, overrides=(), quick: bool | None
 def synthetic_path(cfg: dict) -> Path:
     """Folder of the synthetic dataset a config asks for (generated on first use)."""
     s = cfg["data"]["synthetic"]
-    return Path(cfg["data"]["cache_dir"]) / f"synthetic-n{s['images']}-s{s['size']}-seed{s['seed']}"
+    base = Path(cfg["data"]["cache_dir"]) if cfg["data"].get("cache_dir") else cache_dir()
+    return base / f"synthetic-n{s['images']}-s{s['size']}-seed{s['seed']}"
 
 
 def prepare_corpus(cfg: dict, progress: bool = True) -> Corpus:
