@@ -25,6 +25,7 @@ def _tiny_cfg(tmp_path, **train):
         "train.epochs=2",
         "train.batch_size=20",
         "train.quiet=true",
+        "train.num_workers=0",
     ] + [f"train.{k}={v}" for k, v in train.items()]
     return ex.load_config("synthetic", overrides, quick=False)
 
