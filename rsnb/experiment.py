@@ -30,10 +30,10 @@ import yaml
 from rsnb import checkpoint as ckpt
 from rsnb.config import cache_dir, is_quick
 from rsnb.data.corpus import Corpus
-from rsnb.data.dataset import CaptionDataset, collate
+from rsnb.data.dataset import CaptionDataset, ImageDataset, TextDataset, collate
 from rsnb.data.formats import load_corpus
 from rsnb.data.vocab import Vocab
-from rsnb.evaluate import evaluate, evaluate_keywords, format_table
+from rsnb.evaluate import evaluate, evaluate_keywords, format_table, make_val_fn
 from rsnb.models.amfmn import AMFMN, AMFMNConfig
 from rsnb.train import TrainConfig, train
 
@@ -209,9 +209,6 @@ def train_run(cfg: dict, out_dir: str | Path, resume: bool = False, device="auto
     Returns:
         ``{"run_dir", "history", "model", "vocab", "corpus"}``.
     """
-    from rsnb.evaluate import make_val_fn
-    from rsnb.data.dataset import ImageDataset, TextDataset
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     corpus = prepare_corpus(cfg, progress=progress)
