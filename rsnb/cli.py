@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -30,6 +31,8 @@ def _train(a) -> int:
         cfg["data"]["image_dir"] = a.image_dir
     out = Path(a.out or f"runs/{cfg['name']}")
     res = ex.train_run(cfg, out, resume=a.resume, device=a.device)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
     best = max((r.get("val_mR", -1) for r in res["history"]), default=-1)
     print(f"trained {len(res['history'])} epochs -> {out} (best val mR {best:.2f})")
     return 0

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -54,7 +56,7 @@ DEFAULTS: dict = {
         "seed": 0,
     },
     "model": {"name": "amfmn", "preset": "paper"},
-    "train": {},
+    "train": {"ddp_find_unused": False},  # AMFMN uses every trainable parameter
     "eval": {"batch_size": 64, "keywords": False},
 }
 
@@ -136,8 +138,15 @@ def prepare_corpus(cfg: dict, progress: bool = True) -> Corpus:
 
         folder = synthetic_path(cfg)
         if not (folder / "dataset.json").is_file():
+            # write to a private folder, then rename: concurrent callers (torchrun ranks,
+            # parallel notebooks) never read a half-written dataset
             s = d["synthetic"]
-            generate(folder, s["images"], size=s["size"], seed=s["seed"], progress=progress)
+            tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
+            generate(tmp, s["images"], size=s["size"], seed=s["seed"], progress=progress)
+            try:
+                tmp.rename(folder)
+            except OSError:  # another process finished first; theirs is identical
+                shutil.rmtree(tmp, ignore_errors=True)
         corpus = load_corpus(folder / "dataset.json")
     if d.get("max_images"):
         corpus = _subsample(corpus, int(d["max_images"]), int(d.get("seed", 0)))
