@@ -77,6 +77,20 @@ def _merge(base: dict, extra: dict) -> dict:
     return out
 
 
+def _shrink(base: dict, quick: dict) -> dict:
+    """Apply quick-mode values, but never make a number larger than the config asks for."""
+    out = copy.deepcopy(base)
+    for key, value in quick.items():
+        current = out.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            out[key] = _shrink(current, value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and isinstance(current, (int, float)):
+            out[key] = min(current, value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
 def _set_dotted(cfg: dict, assignment: str) -> None:
     if "=" not in assignment:
         raise ValueError(f"override {assignment!r} must look like section.key=value (e.g. train.epochs=3)")
@@ -96,7 +110,8 @@ def load_config(path: str | Path | None = None, overrides=(), quick: bool | None
     Args:
         path: ``configs/synthetic.yaml``, ``"synthetic"`` (a preset name) or None (defaults).
         overrides: ``"section.key=value"`` strings, values parsed as YAML.
-        quick: apply :data:`QUICK_OVERRIDES`; default ``rsnb.config.is_quick()``.
+        quick: shrink sizes to :data:`QUICK_OVERRIDES` (never enlarging any); default
+            ``rsnb.config.is_quick()``.
 
     Returns:
         The resolved config dict.
@@ -114,7 +129,7 @@ def load_config(path: str | Path | None = None, overrides=(), quick: bool | None
             raise ValueError(f"{p}: malformed YAML ({e})".replace("\n", " ")) from None
         cfg = _merge(cfg, loaded)
     if is_quick() if quick is None else quick:
-        cfg = _merge(cfg, QUICK_OVERRIDES)
+        cfg = _shrink(cfg, QUICK_OVERRIDES)
     for o in overrides:
         _set_dotted(cfg, o)
     return cfg

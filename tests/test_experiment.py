@@ -36,6 +36,13 @@ def test_load_config_overrides_and_errors(tmp_path):
     assert cfg["data"]["synthetic"] == {"images": 77, "size": 128, "seed": 0}
     quick = ex.load_config("synthetic", quick=True)
     assert quick["image_size"] == 128 and quick["train"]["epochs"] == 1
+    assert quick["data"]["synthetic"]["images"] == 120 and quick["data"]["max_images"] == 120
+    # quick mode shrinks, never enlarges: a config already smaller than the quick sizes is kept
+    small_yaml = tmp_path / "small.yaml"
+    small_yaml.write_text("image_size: 64\ndata: {synthetic: {images: 40, size: 64}}\ntrain: {epochs: 3}\n")
+    small = ex.load_config(small_yaml, quick=True)
+    assert small["image_size"] == 64 and small["data"]["synthetic"]["images"] == 40
+    assert small["train"]["epochs"] == 1  # larger than the quick value: shrunk
     with pytest.raises(ValueError, match="section.key=value"):
         ex.load_config(None, ["train.epochs"], quick=False)
     with pytest.raises(FileNotFoundError, match="presets"):
