@@ -63,7 +63,7 @@ DEFAULTS: dict = {
 QUICK_OVERRIDES: dict = {
     "image_size": 128,
     "data": {"synthetic": {"images": 120, "size": 128}, "min_count": 1, "max_images": 120},
-    "train": {"epochs": 1, "batch_size": 16, "quiet": True},
+    "train": {"epochs": 1, "batch_size": 16, "quiet": True, "num_workers": 0},
 }
 
 
@@ -101,7 +101,15 @@ def _set_dotted(cfg: dict, assignment: str) -> None:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
             raise ValueError(f"override {assignment!r}: {p!r} is not a section")
-    node[parts[-1]] = yaml.safe_load(raw)
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):  # YAML 1.1 reads "2e-4" as a string; users mean a number
+        for cast in (int, float):
+            try:
+                value = cast(value)
+                break
+            except ValueError:
+                pass
+    node[parts[-1]] = value
 
 
 def load_config(path: str | Path | None = None, overrides=(), quick: bool | None = None) -> dict:

@@ -31,8 +31,10 @@ def _tiny_cfg(tmp_path, **train):
 
 
 def test_load_config_overrides_and_errors(tmp_path):
-    cfg = ex.load_config("demo", ["train.epochs=3", "model.vga=soft", "data.synthetic.images=77"], quick=False)
+    cfg = ex.load_config("demo", ["train.epochs=3", "model.vga=soft", "data.synthetic.images=77",
+                                  "train.lr=2e-4"], quick=False)
     assert cfg["train"]["epochs"] == 3 and cfg["model"]["vga"] == "soft"
+    assert cfg["train"]["lr"] == 2e-4 and isinstance(cfg["train"]["lr"], float)
     assert cfg["data"]["synthetic"] == {"images": 77, "size": 128, "seed": 0}
     quick = ex.load_config("synthetic", quick=True)
     assert quick["image_size"] == 128 and quick["train"]["epochs"] == 1
