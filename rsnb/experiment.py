@@ -37,7 +37,7 @@ from rsnb.data.formats import load_corpus
 from rsnb.data.vocab import Vocab
 from rsnb.evaluate import evaluate, evaluate_keywords, format_table, make_val_fn
 from rsnb.models.amfmn import AMFMN, AMFMNConfig
-from rsnb.train import TrainConfig, train
+from rsnb.train import TrainConfig, seed_everything, train
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -252,8 +252,9 @@ def train_run(cfg: dict, out_dir: str | Path, resume: bool = False, device="auto
         vocab.save(out / "vocab.json")
     (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     mcfg = model_config(cfg, len(vocab))
-    model = AMFMN(mcfg, words=vocab.itos)
     tcfg = TrainConfig.from_dict(cfg["train"])
+    seed_everything(tcfg.seed)  # initial weights are part of the run: seed before building the model
+    model = AMFMN(mcfg, words=vocab.itos)
     size = int(cfg["image_size"])
     data = CaptionDataset(train_split, vocab, image_size=size, train=True)
     bs = int(cfg["eval"]["batch_size"])

@@ -302,7 +302,7 @@ def plot_matrix(matrix, labels: Sequence[str], title: str = "", cmap: str = "vir
 
 
 # ------------------------------------------------------------------ MVSA internals (notebook 02)
-#: colour of each gate-mass category (rsnb.inspect.CATEGORIES): the scale bands, then clutter and background
+#: colour of each gate-mass category (rsnb.mvsa_analysis.CATEGORIES): the scale bands, then clutter and background
 CATEGORY_COLOURS = {**SCALE_COLOURS, "clutter": "#7f7f7f", "background": "#2ca02c"}
 
 
@@ -312,13 +312,14 @@ def scale_legend(fig, **kw):
 
     handles = [Line2D([], [], color=c, lw=2, label=f"{b} (mentioned)") for b, c in SCALE_COLOURS.items()]
     handles.append(Line2D([], [], color="0.3", lw=1.5, ls="--", label="dashed: unmentioned = clutter"))
-    kw = {"loc": "lower center", "ncol": len(handles), "fontsize": 8, "frameon": False, **kw}
+    kw = {"loc": "upper center", "bbox_to_anchor": (0.5, 0.0), "ncol": len(handles), "fontsize": 8,
+          "frameon": False, **kw}
     fig.legend(handles=handles, **kw)
     return fig
 
 
 def map_panels(images, rows: Sequence[Mapping[str, object]], objects=None, source_size: int | None = None,
-               size: float = 2.3, cmap: str = "jet", alpha: float = 0.55):
+               size: float = 2.3, cmap: str = "jet", alpha: float = 0.55, interpolation: str = "nearest"):
     """Grid of spatial maps over their images: one row per image, the image first, then each map.
 
     Args:
@@ -328,6 +329,8 @@ def map_panels(images, rows: Sequence[Mapping[str, object]], objects=None, sourc
             add one with :func:`scale_legend`).
         source_size: side the boxes refer to (needed with ``objects``).
         size: panel side in inches.
+        cmap, alpha: colour map and opacity of the maps.
+        interpolation: ``"nearest"`` shows the map's grid cells, ``"bilinear"`` smooths them.
 
     Returns:
         The Figure. Each map is min-max scaled on its own; the range is printed under its title.
@@ -348,26 +351,35 @@ def map_panels(images, rows: Sequence[Mapping[str, object]], objects=None, sourc
             heat = heat.detach().cpu().numpy() if hasattr(heat, "detach") else np.asarray(heat)
             heat = np.squeeze(heat)
             lo, hi = float(heat.min()), float(heat.max())
-            overlay_map(axes[r, c], img, (heat - lo) / (hi - lo + 1e-12), alpha=alpha, cmap=cmap)
-            axes[r, c].set_title(f"{title}\n[{lo:.3g}, {hi:.3g}]" if r == 0 else f"[{lo:.3g}, {hi:.3g}]",
-                                 fontsize=8)
+            ax = axes[r, c]
+            ax.imshow(img)
+            ax.imshow((heat - lo) / (hi - lo + 1e-12), cmap=cmap, alpha=alpha, vmin=0, vmax=1,
+                      extent=(0, img.shape[1], img.shape[0], 0), interpolation=interpolation)
+            ax.axis("off")
+            ax.set_title(f"{title}\n[{lo:.3g}, {hi:.3g}]" if r == 0 else f"[{lo:.3g}, {hi:.3g}]", fontsize=8)
     axes[0, 0].set_title("image", fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def plot_mass_ratios(tables: Mapping[str, Mapping], categories=None, ax=None, title: str | None = None):
-    """Grouped bars of gate-mass ratios (``rsnb.inspect.gate_mass_table``) per category.
+def plot_mass_ratios(tables: Mapping[str, Mapping], categories=None, ax=None, title: str | None = None,
+                     colours: Sequence[str] | None = None):
+    """Grouped bars of gate-mass ratios (``rsnb.mvsa_analysis.gate_mass_table``) per category, drawn from 1.
+
+    Bars start at the no-preference line (ratio 1), so they point up where the map prefers a category
+    and down where it avoids it.
 
     Args:
         tables: ``{label: table}``, one bar per label within each category.
         categories: which categories to show (default: those present in the first table).
         ax: axis to draw on (default: a new figure).
+        title: axis title.
+        colours: one bar colour per table (default: the matplotlib cycle).
 
     Returns:
         The Figure.
     """
-    from rsnb.inspect import CATEGORIES
+    from rsnb.mvsa_analysis import CATEGORIES
 
     labels = list(tables)
     first = tables[labels[0]]
@@ -377,8 +389,9 @@ def plot_mass_ratios(tables: Mapping[str, Mapping], categories=None, ax=None, ti
     width = 0.8 / len(labels)
     x = np.arange(len(cats))
     for k, label in enumerate(labels):
-        ys = [tables[label][c]["ratio"] for c in cats]
-        ax.bar(x + (k - (len(labels) - 1) / 2) * width, ys, width, label=label)
+        ys = np.array([tables[label][c]["ratio"] for c in cats])
+        ax.bar(x + (k - (len(labels) - 1) / 2) * width, ys - 1.0, width, bottom=1.0, label=label,
+               color=None if colours is None else colours[k])
     ax.axhline(1.0, color="k", linestyle="--", linewidth=0.8)
     ax.set_xticks(x, cats)
     ax.set_ylabel("mass share / area share")
@@ -393,14 +406,15 @@ def plot_ratio_history(epochs: Sequence[int], tables: Sequence[Mapping], categor
 
     Args:
         epochs: the epoch of each table.
-        tables: ``rsnb.inspect.gate_mass_table`` results, one per epoch.
+        tables: ``rsnb.mvsa_analysis.gate_mass_table`` results, one per epoch.
         categories: which categories to draw (default: those present).
         ax: axis to draw on (default: a new figure).
+        title: axis title.
 
     Returns:
         The Figure.
     """
-    from rsnb.inspect import CATEGORIES
+    from rsnb.mvsa_analysis import CATEGORIES
 
     cats = list(categories or [c for c in CATEGORIES if tables[0][c].get("images", 1) > 0])
     if ax is None:
@@ -408,8 +422,292 @@ def plot_ratio_history(epochs: Sequence[int], tables: Sequence[Mapping], categor
     for c in cats:
         ax.plot(epochs, [t[c]["ratio"] for t in tables], marker="o", color=CATEGORY_COLOURS[c], label=c)
     ax.axhline(1.0, color="k", linestyle="--", linewidth=0.8)
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.set_xlabel("epoch (0 = fresh model)")
     ax.set_ylabel("mass share / area share")
     ax.set_title(title or "gate preference during training", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return ax.figure
+
+
+# ---------------------------------------------------------------- evaluation (notebooks 04, 05)
+_METRIC_COLS = ("i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10", "mR")
+
+
+def plot_grouped_bars(categories, series: Mapping[str, Sequence[float]], ylabel: str = "", title: str = "",
+                      rotate: int = 0, ax=None):
+    """Bars of several series side by side for each category (e.g. R@K of ours vs the paper); return the Figure."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(categories) * max(len(series), 2)), 3.2))
+    width = 0.8 / max(len(series), 1)
+    x = np.arange(len(categories))
+    for k, (label, values) in enumerate(series.items()):
+        ax.bar(x + (k - (len(series) - 1) / 2) * width, values, width, label=label)
+    ax.set_xticks(x, categories, rotation=rotate, ha="right" if rotate else "center", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    if len(series) > 1:
+        ax.legend(fontsize=7)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_metric_bars(rows: Mapping[str, Mapping[str, float]], keys=_METRIC_COLS, title: str = "R@K and mR (%)"):
+    """Grouped bars of retrieval metrics, one series per row (``{name: metrics}``); return the Figure."""
+    return plot_grouped_bars(list(keys), {name: [m[k] for k in keys] for name, m in rows.items()},
+                             ylabel="%", title=title)
+
+
+def _frame(ax, colour: str, width: float = 4.0) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_edgecolor(colour)
+        spine.set_linewidth(width)
+
+
+def plot_t2i_gallery(queries: Sequence[str], images, hits, notes=None, wrap: int = 30):
+    """Text -> image gallery: one row per query, its text then its top-k images (green frame = hit).
+
+    Args:
+        queries: query texts. images: per query, a list of k images (PIL or HxWx3 arrays).
+        hits: per query, k booleans. notes: optional per-query line under the text (e.g. the true rank).
+    """
+    import textwrap
+
+    k = max(len(row) for row in images)
+    fig, axes = plt.subplots(len(queries), k + 1, figsize=(1.7 * (k + 1.4), 1.75 * len(queries) + 0.3), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.4] + [1] * k})
+    for r, (q, row, hit) in enumerate(zip(queries, images, hits)):
+        ax = axes[r, 0]
+        ax.axis("off")
+        text = textwrap.fill(q, wrap) + (f"\n\n{notes[r]}" if notes is not None else "")
+        ax.text(0.0, 0.5, text, va="center", ha="left", fontsize=8, transform=ax.transAxes)
+        for c in range(k):
+            ax = axes[r, c + 1]
+            if c >= len(row):
+                ax.axis("off")
+                continue
+            ax.imshow(np.asarray(row[c]))
+            _frame(ax, "tab:green" if hit[c] else "tab:red", 4.0 if hit[c] else 1.5)
+            if r == 0:
+                ax.set_title(f"top {c + 1}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_i2t_lists(images, captions, hits, wrap: int = 100):
+    """Image -> text lists: each query image beside its top-k captions (green = one of its own)."""
+    import textwrap
+
+    fig, axes = plt.subplots(len(images), 2, figsize=(10, 2.1 * len(images)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 4]})
+    for r, (img, caps, hit) in enumerate(zip(images, captions, hits)):
+        axes[r, 0].imshow(np.asarray(img))
+        _frame(axes[r, 0], "black", 1.0)
+        ax = axes[r, 1]
+        ax.axis("off")
+        for c, (cap, h) in enumerate(zip(caps, hit)):
+            line = textwrap.shorten(f"{c + 1}. {'[own] ' if h else ''}{cap}", wrap)
+            ax.text(0.0, 1 - (c + 0.5) / len(caps), line, va="center", fontsize=8, transform=ax.transAxes,
+                    color="tab:green" if h else "0.25", fontweight="bold" if h else "normal")
+    fig.tight_layout()
+    return fig
+
+
+def plot_embedding_2d(points: Mapping[str, np.ndarray], classes: Mapping[str, Sequence[str]], title: str = ""):
+    """2-D map (e.g. UMAP) of several modalities: colour = class, marker = modality; return the Figure."""
+    names = sorted({c for cl in classes.values() for c in cl})
+    cmap = plt.get_cmap("tab20")
+    colour = {c: cmap(i % 20) for i, c in enumerate(names)}
+    markers = ["o", "x", "^", "s"]
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    for m, (modality, xy) in enumerate(points.items()):
+        cols = [colour[c] for c in classes[modality]]
+        ax.scatter(xy[:, 0], xy[:, 1], c=cols, marker=markers[m % 4], s=22 if m == 0 else 14,
+                   linewidths=1.0, alpha=0.85)
+    handles = [plt.Line2D([], [], marker="o", ls="", color=colour[c], label=c) for c in names]
+    handles += [plt.Line2D([], [], marker=markers[m % 4], ls="", color="0.3", label=mod)
+                for m, mod in enumerate(points)]
+    ax.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion(matrix, labels: Sequence[str], title: str = "", xlabel: str = "retrieved",
+                   ylabel: str = "query", ax=None):
+    """Row-normalised confusion matrix as a heat map with the labels on both axes; return the Figure."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.42 * len(labels) + 2.2, 0.38 * len(labels) + 1.6))
+    im = ax.imshow(np.asarray(matrix), cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+# ---------------------------------------------------------------------------- loss behaviour (notebook 03)
+def plot_margin_curves(S, panels: Mapping[str, Mapping[str, Sequence[float]]], fixed: float | None = 0.2,
+                       paper_rows: Sequence[Mapping] | None = None):
+    """Margin against prior similarity, one panel per family of curves, plus the paper's Table V.
+
+    Args:
+        S: (N,) prior similarity values (x axis).
+        panels: ``{panel title: {curve label: (N,) margins}}``.
+        fixed: a fixed margin drawn as a dashed line in every panel (None: none).
+        paper_rows: rows of ``rsnb.loss_analysis.PAPER_TABLE_V``; adds a bar panel of their mR
+            (fixed margin alpha vs L_ct for each beta, grouped by alpha / gamma).
+
+    Returns:
+        The Figure.
+    """
+    n = len(panels) + (1 if paper_rows else 0)
+    fig, axes = plt.subplots(1, n, figsize=(4.4 * n, 3.6), squeeze=False)
+    for ax, (title, curves) in zip(axes.flat, panels.items()):
+        colours = plt.cm.viridis(np.linspace(0.0, 0.9, len(curves)))
+        for (label, ys), c in zip(curves.items(), colours):
+            ax.plot(S, ys, color=c, label=label)
+        if fixed is not None:
+            ax.axhline(fixed, color="0.4", ls="--", lw=1, label=f"fixed α = {fixed:g}")
+        ax.set(xlabel="prior similarity S", ylabel="margin α", title=title, xlim=(0, 1), ylim=(0, None))
+        ax.legend(fontsize=7)
+    if paper_rows:
+        ax = axes.flat[-1]
+        fixed_rows = [r for r in paper_rows if r["beta"] is None]
+        betas = sorted({r["beta"] for r in paper_rows if r["beta"] is not None})
+        gammas = sorted({r["gamma"] for r in paper_rows})
+        series = [("fixed α", fixed_rows)] + [(f"L_ct β = {b:g}", [r for r in paper_rows if r["beta"] == b])
+                                              for b in betas]
+        width = 0.8 / len(series)
+        for k, (label, rows) in enumerate(series):
+            by_g = {r["gamma"]: r["mR"] for r in rows}
+            xs = np.arange(len(gammas)) + (k - (len(series) - 1) / 2) * width
+            ax.bar(xs, [by_g.get(g, np.nan) for g in gammas], width, label=label,
+                   color="0.6" if k == 0 else plt.cm.viridis(0.2 + 0.6 * (k - 1) / max(len(betas) - 1, 1)))
+        lo = min(r["mR"] for r in paper_rows)
+        ax.set(ylim=(np.floor(lo) - 0.5, max(r["mR"] for r in paper_rows) + 0.6), ylabel="mR (%)",
+               xlabel="α (fixed) or γ (L_ct)", title="paper Table V (RSITMD, as reported)")
+        ax.set_xticks(np.arange(len(gammas)), [f"{g:g}" for g in gammas])
+        ax.legend(fontsize=7, ncol=2, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_prior_groups(groups: Mapping[str, Mapping[str, np.ndarray]], margin_fn=None, bins: int = 40):
+    """Distribution of the prior similarity S per pair type, and what S is made of.
+
+    Args:
+        groups: ``rsnb.loss_analysis.prior_by_group`` output (``{type: {"S", "score1", "score2"}}``).
+        margin_fn: optional ``f(S) -> margin`` drawn over the histogram on a second axis.
+        bins: histogram bins over [0, 1].
+
+    Returns:
+        The Figure: (a) density of S per type, (b) mean S split into its BLEU-4 half (score1 / 2)
+        and its word-overlap half (score2 / 2).
+    """
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [3, 2]})
+    edges = np.linspace(0, 1, bins + 1)
+    for name, g in groups.items():
+        ax.hist(g["S"], bins=edges, density=True, histtype="stepfilled", alpha=0.35, label=f"{name} (n={len(g['S'])})")
+    ax.set(xlabel="prior similarity S", ylabel="density", title="S by pair type", xlim=(0, 1))
+    ax.legend(fontsize=7, loc="upper center")
+    if margin_fn is not None:
+        tw = ax.twinx()
+        s = np.linspace(0, 1, 101)
+        tw.plot(s, margin_fn(s), color="k", lw=1.5)
+        tw.set_ylabel("dynamic margin α(S) (black line)")
+        tw.set_ylim(0, None)
+    names = list(groups)
+    s1 = [float(np.mean(groups[n]["score1"])) / 2 for n in names]
+    s2 = [float(np.mean(groups[n]["score2"])) / 2 for n in names]
+    x = np.arange(len(names))
+    bx.bar(x, s1, 0.6, label="BLEU-4 part (score1 / 2)", color="tab:purple")
+    bx.bar(x, s2, 0.6, bottom=s1, label="word-overlap part (score2 / 2)", color="tab:olive")
+    bx.set_xticks(x, [n.replace(" ", "\n", 1) for n in names], fontsize=8)
+    bx.set(ylabel="mean S", title="what S is made of", ylim=(0, 1))
+    bx.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_batch_margins(margin, sample_classes: Sequence[str], groups, fixed: float | None = 0.2):
+    """One batch's per-pair dynamic margin: the (B, B) matrix sorted by class, and its spread per pair type.
+
+    Args:
+        margin: (B, B) margins (rows images, columns captions).
+        sample_classes: (B,) scene class of each sample.
+        groups: (B, B) pair types from ``rsnb.loss_analysis.pair_groups`` (0 positive, 1 same-class, 2 other).
+        fixed: fixed margin drawn for comparison.
+
+    Returns:
+        The Figure.
+    """
+    margin = margin.detach().cpu().numpy() if hasattr(margin, "detach") else np.asarray(margin)
+    groups = np.asarray(groups)
+    order = np.argsort(np.asarray(sample_classes, dtype=str), kind="stable")
+    m, cls = margin[np.ix_(order, order)], np.asarray(sample_classes, dtype=str)[order]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [1.1, 1]})
+    vmax = max(float(margin.max()), 1e-6)
+    m = np.where(np.eye(len(m), dtype=bool), np.nan, m)  # positives take no margin
+    cmap = plt.get_cmap("magma").with_extremes(bad="0.75")
+    im = ax.imshow(m, cmap=cmap, vmin=0, vmax=vmax)
+    cuts = np.flatnonzero(cls[1:] != cls[:-1]) + 0.5
+    for c in cuts:
+        ax.axhline(c, color="0.35", lw=0.5)
+        ax.axvline(c, color="0.35", lw=0.5)
+    ax.set(title="dynamic margin α[i, j]\n(batch sorted by class; grey: positives)", xlabel="caption j",
+           ylabel="image i")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    off = ~np.eye(len(margin), dtype=bool)
+    data = [margin[off & (groups == g)] for g in (0, 1, 2)]
+    labels = ["same image\n(other caption)", "same-class\nnegative", "other-class\nnegative"]
+    keep = [k for k, d in enumerate(data) if d.size]
+    bx.boxplot([data[k] for k in keep], showfliers=False)
+    bx.set_xticks(np.arange(1, len(keep) + 1), [labels[k] for k in keep], fontsize=8)
+    if fixed is not None:
+        bx.axhline(fixed, color="0.4", ls="--", lw=1, label=f"fixed α = {fixed:g}")
+        bx.legend(fontsize=8)
+    bx.set(ylabel="margin α", title="margin per pair type", ylim=(0, None))
+    fig.tight_layout()
+    return fig
+
+
+def plot_loss_diagnostics(rows: Sequence[Mapping], keys: Mapping[str, str], ncols: int | None = None):
+    """Grouped bars of ``rsnb.loss_analysis.loss_diagnostics`` rows: one panel per key.
+
+    Args:
+        rows: dicts with ``margin``, ``negatives``, the keys, and optionally ``model`` (one bar colour each).
+        keys: ``{row key: panel title}``.
+        ncols: panels per row (default: all in one row); the legend goes below the panels.
+
+    Returns:
+        The Figure.
+    """
+    combos = list(dict.fromkeys(f"{r['margin']}\n{r['negatives']}" for r in rows))
+    models = list(dict.fromkeys(r.get("model", "") for r in rows))
+    ncols = ncols or len(keys)
+    nrows = -(-len(keys) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
+    for ax in axes.flat[len(keys):]:
+        ax.axis("off")
+    width = 0.8 / len(models)
+    for ax, (key, title) in zip(axes.flat, keys.items()):
+        for k, model in enumerate(models):
+            vals = {f"{r['margin']}\n{r['negatives']}": r[key] for r in rows if r.get("model", "") == model}
+            xs = np.arange(len(combos)) + (k - (len(models) - 1) / 2) * width
+            ax.bar(xs, [vals.get(c, np.nan) for c in combos], width, label=model or None)
+        ax.set_xticks(np.arange(len(combos)), combos, fontsize=8)
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    if any(models):
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(models), fontsize=8,
+                   frameon=False)
+    return fig
