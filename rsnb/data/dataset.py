@@ -206,7 +206,25 @@ def _encode_keywords(corpus: Corpus, vocab: Vocab) -> list[list[torch.Tensor]]:
 
 
 # ------------------------------------------------------------------------------ datasets
-class CaptionDataset(Dataset):
+class TextDataset(Dataset):
+    """Each caption once, with its image's keywords: items as :class:`CaptionDataset` minus ``image``."""
+
+    def __init__(self, corpus: Corpus, vocab: Vocab):
+        self.caption_to_image = corpus.caption_to_image
+        self.tokens = [
+            torch.tensor(vocab.encode(c) or [vocab.unk_id], dtype=torch.long) for c in corpus.captions
+        ]
+        self.keywords = _encode_keywords(corpus, vocab)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __getitem__(self, j: int) -> dict:
+        i = self.caption_to_image[j]
+        return {"tokens": self.tokens[j], "image_id": i, "caption_id": j, "keywords": self.keywords[i]}
+
+
+class CaptionDataset(TextDataset):
     """Training samples, one per caption (an image appears once per caption per epoch).
 
     Each item is ``{"image": (3, S, S) float, "tokens": (L,) long, "image_id": int,
@@ -235,27 +253,15 @@ class CaptionDataset(Dataset):
         cache_images: bool | int = True,
         rotation: str = "rot90",
     ):
+        super().__init__(corpus, vocab)
         self.corpus, self.vocab = corpus, vocab
         self.transform = ImageTransform(image_size, train, rotation)
         self.cache = _ImageCache([Path(r.path) for r in corpus.images], self.transform, cache_images)
-        self.caption_to_image = corpus.caption_to_image
-        self.tokens = [
-            torch.tensor(vocab.encode(c) or [vocab.unk_id], dtype=torch.long) for c in corpus.captions
-        ]
-        self.keywords = _encode_keywords(corpus, vocab)
-
-    def __len__(self) -> int:
-        return len(self.tokens)
 
     def __getitem__(self, j: int) -> dict:
-        i = self.caption_to_image[j]
-        return {
-            "image": self.transform.augment(self.cache.get(i)),
-            "tokens": self.tokens[j],
-            "image_id": i,
-            "caption_id": j,
-            "keywords": self.keywords[i],
-        }
+        item = super().__getitem__(j)
+        item["image"] = self.transform.augment(self.cache.get(item["image_id"]))
+        return item
 
     def preload(self) -> None:
         """Decode every image into the cache now (e.g. before forking DataLoader workers)."""
@@ -282,24 +288,6 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         return {"image": self.transform.augment(self.cache.get(i)), "image_id": i}
-
-
-class TextDataset(Dataset):
-    """Each caption once, with its image's keywords: items as :class:`CaptionDataset` minus ``image``."""
-
-    def __init__(self, corpus: Corpus, vocab: Vocab):
-        self.caption_to_image = corpus.caption_to_image
-        self.tokens = [
-            torch.tensor(vocab.encode(c) or [vocab.unk_id], dtype=torch.long) for c in corpus.captions
-        ]
-        self.keywords = _encode_keywords(corpus, vocab)
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-    def __getitem__(self, j: int) -> dict:
-        i = self.caption_to_image[j]
-        return {"tokens": self.tokens[j], "image_id": i, "caption_id": j, "keywords": self.keywords[i]}
 
 
 # ------------------------------------------------------------------------------ collate
