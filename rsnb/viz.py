@@ -23,9 +23,12 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225])
 
 
 def figures_dir() -> Path:
-    """Folder that figures are written to (``RSNB_FIGURES`` overrides the repo's ``figures/``)."""
+    """Folder that figures are written to: ``RSNB_FIGURES``, else the checkout's ``figures/``
+    (``./figures`` when rsnb is installed as a package)."""
     override = os.environ.get("RSNB_FIGURES")
-    base = Path(override) if override else Path(__file__).resolve().parents[1] / "figures"
+    repo = Path(__file__).resolve().parents[1]
+    default = repo / "figures" if (repo / "pyproject.toml").is_file() else Path.cwd() / "figures"
+    base = Path(override) if override else default  # the repo's figures/ in a checkout, else ./figures
     out = base / "quick" if is_quick() else base
     out.mkdir(parents=True, exist_ok=True)
     return out
