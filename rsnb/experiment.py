@@ -63,6 +63,7 @@ DEFAULTS: dict = {
 QUICK_OVERRIDES: dict = {
     "image_size": 128,
     "data": {"synthetic": {"images": 120, "size": 128}, "min_count": 1, "max_images": 120},
+    "model": {"pretrained": False},  # tests and CI never download weights
     "train": {"epochs": 1, "batch_size": 16, "quiet": True, "num_workers": 0},
 }
 

@@ -39,6 +39,7 @@ def test_load_config_overrides_and_errors(tmp_path):
     quick = ex.load_config("synthetic", quick=True)
     assert quick["image_size"] == 128 and quick["train"]["epochs"] == 1
     assert quick["data"]["synthetic"]["images"] == 120 and quick["data"]["max_images"] == 120
+    assert quick["model"]["pretrained"] is False
     # quick mode shrinks, never enlarges: a config already smaller than the quick sizes is kept
     small_yaml = tmp_path / "small.yaml"
     small_yaml.write_text("image_size: 64\ndata: {synthetic: {images: 40, size: 64}}\ntrain: {epochs: 3}\n")
