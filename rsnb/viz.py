@@ -17,9 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from rsnb.config import is_quick
-
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
-IMAGENET_STD = np.array([0.229, 0.224, 0.225])
+from rsnb.data.dataset import IMAGENET_MEAN, IMAGENET_STD
 
 
 def figures_dir() -> Path:
@@ -62,7 +60,7 @@ def save_figure(fig, name: str, data: Mapping[str, Sequence] | None = None, dpi:
 def denormalize(image) -> np.ndarray:
     """Turn a normalised (3, H, W) tensor/array back into an (H, W, 3) float image in [0, 1]."""
     arr = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
-    arr = arr.transpose(1, 2, 0) * IMAGENET_STD + IMAGENET_MEAN
+    arr = arr.transpose(1, 2, 0) * np.asarray(IMAGENET_STD) + np.asarray(IMAGENET_MEAN)
     return np.clip(arr, 0.0, 1.0)
 
 
