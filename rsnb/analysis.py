@@ -24,7 +24,6 @@ from rsnb.config import cache_dir, is_quick
 from rsnb.data.dataset import ImageDataset, TextDataset, collate
 from rsnb.data.synthetic import COLOURS, KINDS, OBJECT_NOUNS
 from rsnb.evaluate import encode_corpus, resolve_device
-from rsnb.train import seed_everything
 
 # ----------------------------------------------------------------------------------------------
 # the paper's numbers (amfmn.md §6.1 Table II and §6.3 Table III), R@K in percent
@@ -432,7 +431,6 @@ def cached_run(cfg: dict, run_dir, device="auto", retrain: bool = False) -> dict
     if status != "complete":
         # train_run builds the model before train() seeds the RNGs: seed here so the initial weights
         # (and hence the whole run) are the same in every process
-        seed_everything(int(cfg["train"].get("seed", 0)))
         ex.train_run(cfg, run_dir, resume=status == "partial", device=device)
         model, vocab, _ = ex.load_run(run_dir, "best", device=resolve_device(device))
     trained = status != "complete"
