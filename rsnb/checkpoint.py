@@ -6,7 +6,8 @@
   or non-contiguous parameters are fine);
 * ``TAG.optim.safetensors``: every tensor of the optimizer / scheduler / GradScaler state and of the
   RNG states (torch, CUDA), keyed by its path in the nested state;
-* ``TAG.json``: config, user state (epoch, step, metrics, history ...), the nested optimizer /
+* ``TAG.json``: the model's name, class and config (``model_name`` / ``cfg.to_dict()`` when it has
+  them), the run config, user state (epoch, step, metrics, history ...), the nested optimizer /
   scheduler / scaler / RNG structure with tensors replaced by ``{"__tensor__": key}`` references,
   and a random save id that both safetensors files also carry in their metadata.
 
@@ -170,8 +171,12 @@ def save_checkpoint(directory, tag: str, model, optimizer=None, scheduler=None, 
         extra["rng"] = _encode(capture_rng(), "rng", tensors)
     save_id = secrets.token_hex(8)
     meta = {"save_id": save_id, "format": str(FORMAT_VERSION)}
+    net = _unwrap(model)
+    model_cfg = getattr(net, "cfg", None)
     doc = {
         "format": FORMAT_VERSION, "save_id": save_id, "tag": tag,
+        "model": {"name": getattr(net, "model_name", None), "class": type(net).__name__,
+                  "config": model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else None},
         "config": config or {}, "state": _encode(state or {}, "state", tensors) if state else {},
         **extra,
     }
@@ -241,7 +246,8 @@ def load_checkpoint(directory, tag: str, model=None, optimizer=None, scheduler=N
         device: where to put the model tensors before loading (default: stay on the CPU, copied in place).
 
     Returns:
-        A dict with ``config``, ``state`` (decoded), ``tag`` and ``save_id``.
+        A dict with ``config``, ``model`` (``name``, ``class`` and ``config`` of the saved model, as
+        recorded by :func:`save_checkpoint`), ``state`` (decoded), ``tag`` and ``save_id``.
 
     Raises:
         CheckpointError: missing/corrupt files, mixed saves, missing keys or shape mismatches.
@@ -270,4 +276,4 @@ def load_checkpoint(directory, tag: str, model=None, optimizer=None, scheduler=N
         if isinstance(e, CheckpointError):
             raise
         raise CheckpointError(f"{paths['json']}: optimizer/scheduler state does not fit ({e})") from None
-    return {"config": doc.get("config", {}), "state": state, "tag": doc.get("tag"), "save_id": doc["save_id"]}
+    return {"config": doc.get("config", {}), "model": doc.get("model", {}), "state": state, "tag": doc.get("tag"), "save_id": doc["save_id"]}

@@ -4,7 +4,7 @@ A config has four sections (see ``configs/*.yaml``)::
 
     image_size: 256
     data:   {path, image_dir, synthetic: {images, size, seed}, min_count, val_fraction, ...}
-    model:  {name: amfmn, preset: paper | official | m1..m9, ...AMFMNConfig overrides}
+    model:  {name: amfmn | msa, preset: ..., ...overrides of that model's config dataclass}
     train:  {...TrainConfig fields}
 
 ``data.path: null`` means "the built-in synthetic dataset", generated once into ``data.cache_dir``
@@ -12,8 +12,10 @@ A config has four sections (see ``configs/*.yaml``)::
 Model selection always uses a validation split; a dataset without one (the AMFMN precomp files)
 gets a deterministic validation subset carved from its training images, never the test split.
 
-A run folder holds ``config.yaml`` (the resolved config), ``vocab.json``, ``best``/``last``
-checkpoints, ``history.{csv,json}`` and ``metrics_<split>.json`` after evaluation.
+``model.name`` picks the model through :mod:`rsnb.models.registry`; this module holds no
+model-specific code. A run folder holds ``config.yaml`` (the resolved config), ``model.json``
+(model name + resolved model config), the tokenizer files (``vocab.json``, or ``text_encoder/`` for
+a pretrained text encoder), ``best``/``last`` checkpoints, ``history.{csv,json}`` and ``metrics_<split>.json`` after evaluation.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from rsnb.data.dataset import CaptionDataset, ImageDataset, TextDataset, collate
 from rsnb.data.formats import load_corpus
 from rsnb.data.vocab import Vocab
 from rsnb.evaluate import evaluate, evaluate_keywords, format_table, make_val_fn
-from rsnb.models.amfmn import AMFMN, AMFMNConfig
+from rsnb.models import registry
 from rsnb.train import TrainConfig, seed_everything, train
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -200,39 +202,23 @@ def ensure_val_split(corpus: Corpus, fraction: float = 0.1, seed: int = 0) -> Co
 
 def build_vocab(train_split: Corpus, cfg: dict) -> Vocab:
     """Vocabulary from the training captions only (and training keywords)."""
-    texts = train_split.captions + [k for r in train_split.images for k in r.keywords]
-    return Vocab.build(texts, min_count=int(cfg["data"]["min_count"]),
-                       remove_stopwords=bool(cfg["data"]["remove_stopwords"]))
+    return registry.build_vocab(train_split, cfg)
 
 
 # ------------------------------------------------------------------------------ model
-def model_config(cfg: dict, vocab_size: int) -> AMFMNConfig:
-    """The :class:`AMFMNConfig` of a run config (preset + overrides + vocab size + image size)."""
-    m = dict(cfg["model"])
-    name, preset = m.pop("name", "amfmn"), m.pop("preset", "paper")
-    if name != "amfmn":
-        raise ValueError(f"model.name {name!r}: only 'amfmn' is available")
-    m.update(vocab_size=vocab_size, image_size=int(cfg["image_size"]))
-    if preset == "paper":
-        return AMFMNConfig.paper(**m)
-    if preset == "official":
-        return AMFMNConfig.official(**m)
-    return AMFMNConfig.ablation(preset, **m)
+def model_config(cfg: dict, vocab_size: int):
+    """The model config dataclass of a run config (``model.name`` picks the builder; see
+    :mod:`rsnb.models.registry`), e.g. an ``AMFMNConfig`` for ``model.name: amfmn``."""
+    return registry.builder_for(cfg).make_config(cfg, int(vocab_size))
 
 
-def prior_hook(train_split: Corpus, model_cfg: AMFMNConfig):
-    """``batch_hook`` adding ``batch["prior"]`` (B, B) for the dynamic-margin loss, else None."""
-    if model_cfg.loss != "dynamic":
-        return None
-    from rsnb.prior import PriorSimilarity
+def batch_hook(cfg: dict, model_cfg, train_split: Corpus):
+    """The model's ``batch_hook`` for training (AMFMN: the prior similarity), or None."""
+    return registry.builder_for(cfg).batch_hook(model_cfg, train_split)
 
-    prior = PriorSimilarity(train_split)
 
-    def hook(batch: dict) -> dict:
-        batch["prior"] = prior.batch_matrix(batch["image_ids"], batch["caption_ids"], device=batch["image_ids"].device)
-        return batch
-
-    return hook
+def _write_model_json(out: Path, name: str, mcfg) -> None:
+    (out / registry.MODEL_FILE).write_text(json.dumps({"name": name, "config": mcfg.to_dict()}, indent=1))
 
 
 # ------------------------------------------------------------------------------ runs
@@ -240,46 +226,70 @@ def train_run(cfg: dict, out_dir: str | Path, resume: bool = False, device="auto
     """Train the model a config describes; select on validation; return history and paths.
 
     Returns:
-        ``{"run_dir", "history", "model", "vocab", "corpus"}``.
+        ``{"run_dir", "history", "model", "vocab", "corpus"}``; ``vocab`` is the run's tokenizer
+        (an rsnb :class:`Vocab` for AMFMN, the model's own for MSA with a pretrained text encoder).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    builder = registry.builder_for(cfg)
     corpus = prepare_corpus(cfg, progress=progress)
     train_split, val_split = corpus.split("train"), corpus.split("val")
-    if resume and (out / "vocab.json").is_file():
-        vocab = Vocab.load(out / "vocab.json")
+    if resume and (out / registry.MODEL_FILE).is_file():
+        tok = builder.load_tokenizer(out)
     else:
-        vocab = build_vocab(train_split, cfg)
-        vocab.save(out / "vocab.json")
+        tok = builder.make_tokenizer(cfg, train_split, out)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    mcfg = model_config(cfg, len(vocab))
+    mcfg = builder.make_config(cfg, len(tok))
+    _write_model_json(out, builder.name, mcfg)
     tcfg = TrainConfig.from_dict(cfg["train"])
+    if builder.ddp_find_unused:
+        tcfg = replace(tcfg, ddp_find_unused=True)
     seed_everything(tcfg.seed)  # initial weights are part of the run: seed before building the model
-    model = AMFMN(mcfg, words=vocab.itos)
+    model = builder.build(mcfg, tok, True)
     size = int(cfg["image_size"])
-    data = CaptionDataset(train_split, vocab, image_size=size, train=True)
+    data = CaptionDataset(train_split, tok, image_size=size, train=True)
     bs = int(cfg["eval"]["batch_size"])
     il = torch.utils.data.DataLoader(ImageDataset(val_split, image_size=size), batch_size=bs, collate_fn=collate)
-    tl = torch.utils.data.DataLoader(TextDataset(val_split, vocab), batch_size=bs, collate_fn=collate)
+    tl = torch.utils.data.DataLoader(TextDataset(val_split, tok), batch_size=bs, collate_fn=collate)
     val_fn = make_val_fn(il, tl, val_split.caption_to_image, device)
     history = train(tcfg, model, data, val_fn, device=device, out_dir=out, resume=resume,
-                    batch_hook=prior_hook(train_split, mcfg), collate_fn=collate)
-    return {"run_dir": out, "history": history, "model": model, "vocab": vocab, "corpus": corpus}
+                    batch_hook=builder.batch_hook(mcfg, train_split), collate_fn=collate)
+    return {"run_dir": out, "history": history, "model": model, "vocab": tok, "corpus": corpus}
 
 
-def load_run(run_dir: str | Path, tag: str = "best", device="cpu") -> tuple[AMFMN, Vocab, dict]:
-    """Rebuild a trained model from a run folder (safetensors weights; nothing is unpickled)."""
+def load_run(run_dir: str | Path, tag: str = "best", device="cpu") -> tuple:
+    """Rebuild a trained model from a run folder (safetensors weights; nothing is unpickled).
+
+    The model comes from ``model.json`` (name + resolved model config) when present, else from
+    ``config.yaml``; nothing is downloaded (the weights are in the checkpoint).
+
+    Returns:
+        ``(model, tokenizer, cfg)``: the model in eval mode, the run's tokenizer (the ``vocab`` of
+        AMFMN runs) and the run config dict.
+    """
     run = Path(run_dir)
     cfg_path = run / "config.yaml"
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{run}: not a run folder (no config.yaml); train one with `python -m rsnb train`")
     cfg = yaml.safe_load(cfg_path.read_text())
-    vocab = Vocab.load(run / "vocab.json")
-    model = AMFMN(model_config(cfg, len(vocab)), init_pretrained=False)
+    model_json = run / registry.MODEL_FILE
+    if model_json.is_file():
+        info = json.loads(model_json.read_text())
+        builder = registry.get_builder(info["name"])
+        mcfg = builder.config_from_dict(info["config"])
+        tok = builder.load_tokenizer(run)
+    else:  # runs written before model.json existed (AMFMN only)
+        builder = registry.builder_for(cfg)
+        tok = builder.load_tokenizer(run)
+        mcfg = builder.make_config(cfg, len(tok))
+    model = builder.build(mcfg, tok, False)
     if not ckpt.checkpoint_paths(run, tag)["json"].is_file() and tag == "best":
         tag = "last"  # a run without validation keeps only ``last``
-    ckpt.load_checkpoint(run, tag, model, device=device)
-    return model.to(device).eval(), vocab, cfg
+    doc = ckpt.load_checkpoint(run, tag, model, device=device)
+    stored = (doc.get("model") or {}).get("name")
+    if stored is not None and stored != builder.name:
+        raise ckpt.CheckpointError(f"{run}/{tag}.json holds a {stored!r} model but the run folder says {builder.name!r}")
+    return model.to(device).eval(), tok, cfg
 
 
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str = "test", device="auto",

@@ -8,6 +8,7 @@ ids in the loss (same-image pairs are not negatives) and an optional ``batch["pr
 from __future__ import annotations
 
 import os
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -158,3 +159,46 @@ def prior_hook(batch: dict) -> dict:
     ids = batch["caption_ids"].float()
     b["prior"] = torch.sigmoid((ids[:, None] - ids[None, :]) / 7.0) * 0.5
     return b
+
+
+# -------------------------------------------------------------------------- a third registered model
+@dataclass
+class ToyConfig:
+    """Config of :class:`ToyRetrievalModel` as a registry model (tests/test_registry.py)."""
+
+    vocab_size: int = VOCAB
+    image_size: int = 64
+    dim: int = 16
+    margin: float = 0.2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ToyConfig:
+        return cls(**d)
+
+
+class RegisteredToy(ToyRetrievalModel):
+    model_name = "toy"
+
+    def __init__(self, cfg: ToyConfig):
+        super().__init__(cfg.vocab_size, cfg.dim, cfg.margin)
+        self.cfg = cfg
+
+
+def _toy_config(run_cfg: dict, vocab_size: int) -> ToyConfig:
+    from rsnb.models.registry import split_model_section
+
+    _, m = split_model_section(run_cfg, BUILDER)
+    return ToyConfig(**m, vocab_size=vocab_size, image_size=int(run_cfg["image_size"]))
+
+
+def _make_builder():
+    from rsnb.models.registry import ModelBuilder
+
+    return ModelBuilder(name="toy", config_cls=ToyConfig, make_config=_toy_config,
+                        build=lambda cfg, tok, init_pretrained: RegisteredToy(cfg), ddp_find_unused=True)
+
+
+BUILDER = _make_builder()

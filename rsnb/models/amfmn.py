@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from rsnb.models.backbone import Backbone
 from rsnb.models.mvsa import FORMS as MVSA_FORMS
 from rsnb.models.mvsa import MVSA
+from rsnb.models.registry import ModelBuilder, split_model_section
 from rsnb.models.text import BiGRUEncoder, KeywordEncoder, SkipThoughtEncoder
 from rsnb.models.vga import SIM_GATES, VGA_TYPES, VGMF, VGMF_FORMS, SoftAttention, build_vga
 
@@ -175,6 +176,8 @@ class AMFMN(nn.Module):
             embedding from ``cfg.skipthought_dir``.
         init_pretrained: load ImageNet / skip-thought weights; pass False when a checkpoint is loaded next.
     """
+
+    model_name = "amfmn"  # the registry name (rsnb.models.registry), stored in checkpoints
 
     def __init__(self, cfg: AMFMNConfig, words: Sequence[str] | None = None,
                  init_pretrained: bool = True) -> None:
@@ -348,3 +351,39 @@ class AMFMN(nn.Module):
     def num_parameters(self, trainable_only: bool = False) -> int:
         """Number of parameters (each shared tensor once)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+
+# ---------------------------------------------------------------------- registry (rsnb.models.registry)
+def config_from_run(run_cfg: dict, vocab_size: int) -> AMFMNConfig:
+    """The :class:`AMFMNConfig` of a run config: ``model.preset`` + overrides + vocab and image size."""
+    run, m = split_model_section(run_cfg, BUILDER)
+    preset = run.get("preset", "paper")
+    m.update(vocab_size=vocab_size, image_size=int(run_cfg["image_size"]))
+    if preset == "paper":
+        return AMFMNConfig.paper(**m)
+    if preset == "official":
+        return AMFMNConfig.official(**m)
+    return AMFMNConfig.ablation(preset, **m)
+
+
+def prior_hook(model_cfg: AMFMNConfig, train_split):
+    """``batch_hook`` adding ``batch["prior"]`` (B, B) for the dynamic-margin loss, else None."""
+    if model_cfg.loss != "dynamic":
+        return None
+    from rsnb.prior import PriorSimilarity
+
+    prior = PriorSimilarity(train_split)
+
+    def hook(batch: dict) -> dict:
+        batch["prior"] = prior.batch_matrix(batch["image_ids"], batch["caption_ids"], device=batch["image_ids"].device)
+        return batch
+
+    return hook
+
+
+def _build(cfg: AMFMNConfig, vocab, init_pretrained: bool = True) -> AMFMN:
+    return AMFMN(cfg, words=getattr(vocab, "itos", None), init_pretrained=init_pretrained)
+
+
+BUILDER = ModelBuilder(name="amfmn", config_cls=AMFMNConfig, make_config=config_from_run, build=_build,
+                       batch_hook=prior_hook)
