@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.rsnb-installed
 
-.PHONY: install demo test test-unit test-notebooks lint bench clean
+.PHONY: install demo test test-unit test-notebooks lint bench gpu-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_synthetic.py
+
+# On a CUDA machine only (never in CI): AMP, resume and evaluation paths, about 5 minutes.
+gpu-check: $(STAMP)
+	$(PY) bench/gpu_check.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -30,6 +30,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from rsnb.topk import search  # noqa: F401  (re-exported: rsnb.evaluate.search)
+
 RECALL_KS = (1, 5, 10)
 METRIC_KEYS = ("i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10", "mR",
                "i2t_medr", "t2i_medr", "i2t_meanr", "t2i_meanr")
