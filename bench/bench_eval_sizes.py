@@ -1,0 +1,148 @@
+"""Evaluation at real test-set sizes: the released sharded strategy vs rsnb's evaluate vs encode-once.
+
+Three columns, each in its own subprocess so that time and peak memory (ru_maxrss) are its own:
+
+* ``released``: the AMFMN release's strategy, re-implemented here as a labelled baseline: all test
+  images held as one float64 array, then the *full* model (CNN + text encoder + attention) run on
+  every (128-image shard, 128-caption shard) pair, gradients enabled, each block copied into a
+  float64 score matrix.
+* ``rsnb``: :func:`rsnb.evaluate.evaluate` on image files written to disk (decode, resize, encode
+  each image and caption once, chunked scoring, exact metrics).
+* ``bound``: encode-once on tensors already in memory, then scoring: the cost of the network alone.
+
+Sets: ``rsitmd`` (452 images x 2,260 captions) and ``rsicd`` (1,093 x 5,465) of 256 px synthetic
+scenes with their 5 captions each (``tiny``, 40 images, checks the script). Usage::
+
+    python bench/bench_eval_sizes.py --set rsitmd --preset paper --vga soft [--columns released,rsnb,bound]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rsnb.data.corpus import Corpus, ImageRecord
+from rsnb.data.synthetic import render_scene
+from rsnb.data.vocab import Vocab
+from rsnb.evaluate import evaluate, retrieval_metrics, score_all
+from rsnb.models.amfmn import AMFMN, AMFMNConfig
+
+SETS = {"rsitmd": 452, "rsicd": 1093, "tiny": 40}
+SHARD = 128
+
+
+def _corpus(n_images: int, size: int, folder: Path) -> Corpus:
+    """Synthetic scenes as PNG files with their 5 captions (written once, shared by the columns)."""
+    records = []
+    for i in range(n_images):
+        path = folder / f"{i:05d}.png"
+        img, meta = render_scene(i, size)
+        if not path.is_file():
+            img.save(path, compress_level=1)
+        records.append(ImageRecord(filename=path.name, path=path, split="test", captions=meta["captions"]))
+    return Corpus(name="bench", root=folder, images=records)
+
+
+def _model(preset: str, vga: str, vocab: Vocab, size: int) -> AMFMN:
+    torch.manual_seed(0)
+    kw = dict(vocab_size=len(vocab), image_size=size, pretrained=False, vga=vga)
+    cfg = AMFMNConfig.official(**kw) if preset == "official" else AMFMNConfig.paper(**kw)
+    return AMFMN(cfg).eval()  # official: skip-thought 620/2400 with random weights (the real shapes)
+
+
+def _tensors(corpus: Corpus, vocab: Vocab, size: int):
+    from rsnb.data.dataset import ImageDataset, TextDataset, collate
+
+    images = torch.stack([ImageDataset(corpus, image_size=size)[i]["image"] for i in range(len(corpus))])
+    batch = collate(list(TextDataset(corpus, vocab)))
+    return images, batch["tokens"], batch["lengths"]
+
+
+def released(model, corpus, vocab, size):
+    images, tokens, lengths = _tensors(corpus, vocab, size)
+    images64 = images.double().numpy()  # the release holds every test image as float64
+    n_i, n_t = images64.shape[0], tokens.shape[0]
+    sims = np.zeros((n_i, n_t))
+    for i0 in range(0, n_i, SHARD):  # no no_grad: the release builds the autograd graph each time
+        for j0 in range(0, n_t, SHARD):
+            img = model.encode_images(torch.from_numpy(images64[i0:i0 + SHARD]).float())
+            txt = model.encode_texts(tokens[j0:j0 + SHARD], lengths[j0:j0 + SHARD])
+            sims[i0:i0 + SHARD, j0:j0 + SHARD] = model.score(img, txt).detach().double().numpy()
+    return retrieval_metrics(sims, corpus.caption_to_image)
+
+
+def rsnb_eval(model, corpus, vocab, size):
+    return evaluate(model, corpus, vocab, device="cpu", batch_size=SHARD, image_size=size)
+
+
+@torch.inference_mode()
+def bound(model, corpus, vocab, size):
+    images, tokens, lengths = _tensors(corpus, vocab, size)
+    t0 = time.perf_counter()  # the bound excludes decoding: only the network and scoring
+    img = {"v": torch.cat([model.encode_images(images[i:i + SHARD])["v"] for i in range(0, len(images), SHARD)])}
+    txt = [model.encode_texts(tokens[j:j + SHARD], lengths[j:j + SHARD]) for j in range(0, len(tokens), SHARD)]
+    txt = {k: torch.cat([t[k] for t in txt]) for k in txt[0]}
+    metrics = retrieval_metrics(score_all(model, img, txt, "cpu"), corpus.caption_to_image)
+    metrics["_seconds"] = time.perf_counter() - t0
+    return metrics
+
+
+COLUMNS = {"released": released, "rsnb": rsnb_eval, "bound": bound}
+
+
+def child(a) -> None:
+    folder = Path(a.folder)
+    corpus = _corpus(SETS[a.set], a.size, folder)
+    vocab = Vocab.build(corpus.captions, min_count=1)
+    model = _model(a.preset, a.vga, vocab, a.size)
+    t0 = time.perf_counter()
+    metrics = COLUMNS[a.column](model, corpus, vocab, a.size)
+    seconds = metrics.pop("_seconds", time.perf_counter() - t0)
+    print(json.dumps({"column": a.column, "seconds": seconds, "mR": metrics["mR"],
+                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--set", choices=sorted(SETS), default="rsitmd")
+    p.add_argument("--preset", choices=("paper", "official"), default="paper")
+    p.add_argument("--vga", choices=("soft", "fusion", "sim"), default="soft")
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--columns", default="released,rsnb,bound")
+    p.add_argument("--column", help=argparse.SUPPRESS)
+    p.add_argument("--folder", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.column:
+        return child(a)
+    n = SETS[a.set]
+    print(f"{a.set}: {n} images x {5 * n} captions, {a.size} px, AMFMN {a.preset} preset, vga={a.vga}, "
+          f"shard {SHARD}, torch threads {torch.get_num_threads()}")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for col in a.columns.split(","):
+            cmd = [sys.executable, __file__, "--set", a.set, "--preset", a.preset, "--vga", a.vga,
+                   "--size", str(a.size), "--column", col, "--folder", tmp]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode:
+                sys.exit(f"column {col} failed:\n{out.stderr[-3000:]}")
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    t_rsnb = next((r["seconds"] for r in rows if r["column"] == "rsnb"), None)
+    m_rsnb = next((r["peak_mb"] for r in rows if r["column"] == "rsnb"), None)
+    print(f"{'column':<10}{'seconds':>10}{'peak MB':>10}{'time / rsnb':>13}{'mem / rsnb':>12}{'mR':>8}")
+    for r in rows:
+        rt = f"{r['seconds'] / t_rsnb:.2f}x" if t_rsnb else "-"
+        rm = f"{r['peak_mb'] / m_rsnb:.2f}x" if m_rsnb else "-"
+        print(f"{r['column']:<10}{r['seconds']:>10.1f}{r['peak_mb']:>10.0f}{rt:>13}{rm:>12}{r['mR']:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()
