@@ -26,7 +26,7 @@ from rsnb.data.synthetic import COLOURS, KINDS, OBJECT_NOUNS
 from rsnb.evaluate import encode_corpus, resolve_device
 
 # ----------------------------------------------------------------------------------------------
-# the paper's numbers (amfmn.md §6.1 Table II and §6.3 Table III), R@K in percent
+# the paper's numbers (Table II and Table III of the AMFMN paper), R@K in percent
 
 _COLS = ("i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10", "mR")
 _TABLE_II = {

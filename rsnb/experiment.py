@@ -3,7 +3,8 @@
 A config has four sections (see ``configs/*.yaml``)::
 
     image_size: 256
-    data:   {path, image_dir, synthetic: {images, size, seed}, min_count, val_fraction, ...}
+    data:   {path, image_dir, synthetic: {images, size, seed}, min_count, val_fraction,
+             vocab, stopwords, augment, ...}
     model:  {name: amfmn | msa, preset: ..., ...overrides of that model's config dataclass}
     train:  {...TrainConfig fields}
 
@@ -13,7 +14,17 @@ Model selection always uses a validation split; a dataset without one (the AMFMN
 gets a deterministic validation subset carved from its training images, never the test split.
 
 ``model.name`` picks the model through :mod:`rsnb.models.registry`; this module holds no
-model-specific code. A run folder holds ``config.yaml`` (the resolved config), ``model.json``
+model-specific code.
+
+``data.augment`` (``paper`` | ``official`` | ``none``, see :data:`rsnb.data.dataset.AUGMENTATIONS`) and
+``data.stopwords`` (``keep`` | ``unk`` | ``delete``, see :mod:`rsnb.data.vocab`) default to null,
+which :func:`resolve_protocol` turns into the released code's choices (``official``, ``unk``) for
+``model.preset: official`` and the paper's (``paper``, ``keep``) otherwise. ``data.vocab: PATH`` uses
+a fixed vocabulary file (the released ``rsitmd_splits_vocab.json`` or an rsnb ``vocab.json``)
+instead of building one on the training captions.
+
+A run folder holds ``config.yaml`` (the resolved config, with ``model.pretrained`` set to what the
+backbone really started from: ``imagenet``, ``random`` or the weights file), ``model.json``
 (model name + resolved model config), the tokenizer files (``vocab.json``, or ``text_encoder/`` for
 a pretrained text encoder), ``best``/``last`` checkpoints, ``history.{csv,json}`` and ``metrics_<split>.json`` after evaluation.
 """
@@ -52,7 +63,9 @@ DEFAULTS: dict = {
         "cache_dir": None,  # None: rsnb.config.cache_dir() (RSNB_CACHE or ~/.cache/rsnb)
         "synthetic": {"images": 2000, "size": 256, "seed": 0},
         "min_count": 5,
-        "remove_stopwords": False,
+        "vocab": None,  # a vocabulary file (AMFMN word2idx json or rsnb vocab.json); None: build on train
+        "stopwords": None,  # keep | unk | delete; None: unk for model.preset official, else keep
+        "augment": None,  # paper | official | none; None: official for model.preset official, else paper
         "val_fraction": 0.1,
         "max_images": None,
         "seed": 0,
@@ -143,6 +156,27 @@ def load_config(path: str | Path | None = None, overrides=(), quick: bool | None
         cfg = _shrink(cfg, QUICK_OVERRIDES)
     for o in overrides:
         _set_dotted(cfg, o)
+    return resolve_protocol(cfg)
+
+
+def resolve_protocol(cfg: dict) -> dict:
+    """Fill ``data.augment`` and ``data.stopwords`` left at null from ``model.preset`` (in place).
+
+    The released AMFMN code's choices for ``preset: official`` (augment ``official``: no rotation;
+    stop-words ``unk``), the paper's otherwise (``paper``: random 90-degree rotations; ``keep``).
+    A legacy ``data.remove_stopwords: true`` becomes ``stopwords: delete``.
+    """
+    d = cfg.setdefault("data", {})
+    m = cfg.get("model") or {}
+    official = m.get("name", "amfmn") == "amfmn" and m.get("preset") == "official"
+    if "remove_stopwords" in d:  # run configs written before data.stopwords existed
+        legacy = d.pop("remove_stopwords")
+        if d.get("stopwords") is None and legacy is not None:
+            d["stopwords"] = "delete" if legacy else "keep"
+    if d.get("augment") is None:
+        d["augment"] = "official" if official else "paper"
+    if d.get("stopwords") is None:
+        d["stopwords"] = "unk" if official else "keep"
     return cfg
 
 
@@ -201,8 +235,15 @@ def ensure_val_split(corpus: Corpus, fraction: float = 0.1, seed: int = 0) -> Co
 
 
 def build_vocab(train_split: Corpus, cfg: dict) -> Vocab:
-    """Vocabulary from the training captions only (and training keywords)."""
-    return registry.build_vocab(train_split, cfg)
+    """The run's rsnb vocabulary (see :func:`rsnb.models.registry.build_vocab`): the file
+    ``data.vocab`` when set, else built on the training captions and keywords only."""
+    return registry.build_vocab(train_split, resolve_protocol(cfg))
+
+
+def train_dataset(cfg: dict, train_split: Corpus, tokenizer) -> CaptionDataset:
+    """The training samples of a run: one per caption, ``data.augment`` applied."""
+    return CaptionDataset(train_split, tokenizer, image_size=int(cfg["image_size"]),
+                          augment=resolve_protocol(cfg)["data"]["augment"])
 
 
 # ------------------------------------------------------------------------------ model
@@ -229,6 +270,7 @@ def train_run(cfg: dict, out_dir: str | Path, resume: bool = False, device="auto
         ``{"run_dir", "history", "model", "vocab", "corpus"}``; ``vocab`` is the run's tokenizer
         (an rsnb :class:`Vocab` for AMFMN, the model's own for MSA with a pretrained text encoder).
     """
+    cfg = resolve_protocol(copy.deepcopy(cfg))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     builder = registry.builder_for(cfg)
@@ -238,16 +280,25 @@ def train_run(cfg: dict, out_dir: str | Path, resume: bool = False, device="auto
         tok = builder.load_tokenizer(out)
     else:
         tok = builder.make_tokenizer(cfg, train_split, out)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    from_checkpoint = resume and ckpt.checkpoint_paths(out, "last")["json"].is_file()
+    if from_checkpoint and (out / "config.yaml").is_file():  # the initialisation the run really had
+        recorded = (yaml.safe_load((out / "config.yaml").read_text()).get("model") or {}).get("pretrained")
+        if recorded is not None:
+            cfg["model"]["pretrained"] = recorded
     mcfg = builder.make_config(cfg, len(tok))
-    _write_model_json(out, builder.name, mcfg)
     tcfg = TrainConfig.from_dict(cfg["train"])
     if builder.ddp_find_unused:
         tcfg = replace(tcfg, ddp_find_unused=True)
     seed_everything(tcfg.seed)  # initial weights are part of the run: seed before building the model
-    model = builder.build(mcfg, tok, True)
+    model = builder.build(mcfg, tok, not from_checkpoint)
+    init = getattr(model, "backbone_init", None)  # "imagenet", "random" (also after a failed download) or a path
+    if not from_checkpoint and init is not None:
+        cfg["model"]["pretrained"] = init
+        mcfg = replace(mcfg, pretrained=init)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    _write_model_json(out, builder.name, mcfg)
     size = int(cfg["image_size"])
-    data = CaptionDataset(train_split, tok, image_size=size, train=True)
+    data = train_dataset(cfg, train_split, tok)
     bs = int(cfg["eval"]["batch_size"])
     il = torch.utils.data.DataLoader(ImageDataset(val_split, image_size=size), batch_size=bs, collate_fn=collate)
     tl = torch.utils.data.DataLoader(TextDataset(val_split, tok), batch_size=bs, collate_fn=collate)

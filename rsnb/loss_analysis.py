@@ -51,7 +51,7 @@ PAPER_TABLE_V: list[dict] = [
     _row("dynamic", 0.8, 5, 8.41, 24.78, 40.04, 11.64, 36.99, 54.60, 29.41),
     _row("dynamic", 0.8, 7, 8.41, 28.10, 40.49, 10.88, 36.37, 52.92, 29.53),
 ]
-"""Paper Table V (AMFMN, RSITMD test set, sentence input), as reported; reference amfmn.md §6.5.
+"""Paper Table V (AMFMN, RSITMD test set, sentence input), as reported in the paper.
 
 One dict per row: ``loss`` (``"fixed"`` triplet or ``"dynamic"`` L_ct), ``gamma`` (the fixed margin
 alpha, or the maximum dynamic margin), ``beta`` (None for the fixed margin), the six recalls and ``mR``.

@@ -51,7 +51,8 @@ def triplet_loss(sims: Tensor, image_ids: Tensor | None = None, margin: float | 
     With m the margin, for every negative pair (i, j):
     caption direction ``c_s[i,j] = max(0, m_ij + S[i,j] - S[i,i])`` (image i, wrong caption j) and
     image direction ``c_im[i,j] = max(0, m_ij + S[i,j] - S[j,j])`` (caption j, wrong image i).
-    A per-pair margin is used at (i, j) in both terms (reference amfmn.md §2.2).
+    A per-pair margin is used at (i, j) in both terms: eq. 30 gives one margin per
+    (caption, image) pair, and in both terms (i, j) pairs caption j with image i.
 
     Args:
         sims: (B, B) scores; row i = image of sample i, column j = caption of sample j, the

@@ -1,7 +1,8 @@
 """Prior caption similarity S(caption j, image i) for the AMFMN dynamic margin (paper eq. 29).
 
 The released AMFMN code computes S with ``Rct/generate_t2i_sim_matrix.py``; this module follows
-that recipe exactly (reference ``amfmn.md`` §2.2):
+that recipe exactly (the released ``Rct/generate_t2i_sim_matrix.py``; the paper's Sec. III-E names
+BLEU and METEOR instead):
 
 1. Preprocess every sentence: NLTK ``word_tokenize``, Porter-stem each lower-cased token, and
    keep a second copy without English stop-words and ``,``/``.``. Stop-words are removed *after*
@@ -40,20 +41,8 @@ import torch
 from nltk.stem import PorterStemmer
 from nltk.tokenize.destructive import NLTKWordTokenizer
 
-# NLTK's English stop-word list (nltk_data ``corpora/stopwords/english``, 179 words, the version
-# current when AMFMN was released).
-NLTK_ENGLISH_STOPWORDS: frozenset[str] = frozenset("""
-i me my myself we our ours ourselves you you're you've you'll you'd your yours yourself yourselves
-he him his himself she she's her hers herself it it's its itself they them their theirs themselves
-what which who whom this that that'll these those am is are was were be been being have has had
-having do does did doing a an the and but if or because as until while of at by for with about
-against between into through during before after above below to from up down in out on off over
-under again further then once here there when where why how all any both each few more most other
-some such no nor not only own same so than too very s t can will just don don't should should've
-now d ll m o re ve y ain aren aren't couldn couldn't didn didn't doesn doesn't hadn hadn't hasn
-hasn't haven haven't isn isn't ma mightn mightn't mustn mustn't needn needn't shan shan't shouldn
-shouldn't wasn wasn't weren weren't won won't wouldn wouldn't
-""".split())
+from rsnb.data.vocab import NLTK_ENGLISH_STOPWORDS
+
 PRIOR_STOPWORDS: frozenset[str] = NLTK_ENGLISH_STOPWORDS | {",", "."}
 BLEU_ORDER = 4
 

@@ -35,7 +35,7 @@ from rsnb.evaluate import resolve_device
 
 @dataclass
 class TrainConfig:
-    """Training hyper-parameters; defaults are the official AMFMN RSITMD settings (amfmn.md §3).
+    """Training hyper-parameters; defaults are the released AMFMN RSITMD settings (``option/RSITMD_AMFMN.yaml``).
 
     ``batch_size`` is per process; under DDP the global batch is ``batch_size · world``.
     ``lr_schedule``: ``"step"`` multiplies the lr by ``lr_decay`` every ``lr_step`` epochs, first at

@@ -212,7 +212,7 @@ def test_dynamic_loss_needs_prior():
 
 # ---------------------------------------------------------------- parameter counts
 def test_official_parameter_count_matches_reference():
-    """Reference §1.9: the released code's params_count with the RSITMD vocab (1,349 + pad rows)."""
+    """The released code's params_count with the RSITMD vocab (1,349 + pad rows)."""
     counts = {}
     for key, kw in {"soft": {}, "fusion": dict(vga="fusion"), "rsicd": dict(vocab_size=1226)}.items():
         with warnings.catch_warnings():
@@ -225,3 +225,15 @@ def test_official_parameter_count_matches_reference():
             assert sum(p.numel() for p in model.sentence_encoder.gru.parameters()) == 21_751_200
         del model
     assert counts == {"soft": 36_696_228, "fusion": 37_483_172, "rsicd": 36_619_348}
+
+
+def test_paper_backbone_grouping_feeds_mvsa():
+    code, paper = build(tiny("paper")), build(tiny("paper", backbone_grouping="paper"))
+    assert paper.mvsa.lf_conv.in_channels - code.mvsa.lf_conv.in_channels == 64  # the stem level
+    b = _batch(4)
+    loss, _ = paper.loss(paper.train()(b), b)
+    loss.backward()
+    assert paper.backbone.stem[0].weight.grad.abs().sum() > 0
+    assert paper.mvsa.lf_conv.weight.grad[:, :64].abs().sum() > 0  # the stem channels are used
+    with pytest.raises(ValueError, match="backbone_grouping must be one of"):
+        AMFMNConfig(backbone_grouping="five", vocab_size=10)

@@ -60,7 +60,7 @@ def test_keep_fc_is_frozen_and_counted():
     n_with = sum(p.numel() for p in with_fc.parameters())
     n_without = sum(p.numel() for p in without.parameters())
     assert n_with - n_without == 513_000  # 512*1000 + 1000
-    assert n_without == 11_176_512 + 262_656  # conv trunk + global Linear (reference §1.9)
+    assert n_without == 11_176_512 + 262_656  # conv trunk + global Linear (released params_count)
     assert not any(p.requires_grad for p in with_fc.fc.parameters())
 
 
@@ -73,6 +73,7 @@ def test_download_failure_warns_and_falls_back(monkeypatch):
     with pytest.warns(RuntimeWarning, match="RANDOMLY initialised"):
         net = Backbone("resnet18", pretrained=True)
     assert net.global_fc.out_features == 512
+    assert net.init == "random"  # what the run really used, not what it asked for
 
 
 def test_pretrained_weights_are_loaded(monkeypatch):
@@ -86,6 +87,76 @@ def test_pretrained_weights_are_loaded(monkeypatch):
     net = Backbone("resnet18", pretrained=True)
     torch.testing.assert_close(net.stem[0].weight, ref.conv1.weight)
     torch.testing.assert_close(net.layer4[1].bn2.running_var, ref.layer4[1].bn2.running_var)
+    assert net.init == "imagenet" and Backbone("resnet18", pretrained="random").init == "random"
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_weights_file_is_loaded(tmp_path, suffix):
+    torch.manual_seed(5)
+    ref = bb.models.resnet18(weights=None)
+    with torch.no_grad():
+        ref.layer4[1].bn2.running_var.uniform_(0.5, 2.0)  # a buffer the random init leaves at 1
+    path = tmp_path / f"resnet18{suffix}"
+    if suffix == ".pth":
+        torch.save(ref.state_dict(), path)
+    else:
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, str(path))
+    torch.manual_seed(6)
+    net = Backbone("resnet18", pretrained=str(path))
+    assert net.init == str(path)
+    torch.testing.assert_close(net.stem[0].weight, ref.conv1.weight)
+    torch.testing.assert_close(net.layer4[1].bn2.running_var, ref.layer4[1].bn2.running_var)
+
+
+def test_weights_file_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="model.pretrained=.*missing.pth: no such weights file"):
+        Backbone("resnet18", pretrained=str(tmp_path / "missing.pth"))
+    state = bb.models.resnet18(weights=None).state_dict()
+    partial = tmp_path / "partial.pth"
+    torch.save({k: v for k, v in state.items() if not k.startswith("fc.")}, partial)
+    with pytest.raises(ValueError, match="partial.pth: not a torchvision resnet18 state_dict \\(missing key 'fc.bias'"):
+        Backbone("resnet18", pretrained=str(partial))
+    r50 = tmp_path / "r50.pth"
+    torch.save(bb.models.resnet50(weights=None).state_dict(), r50)
+    with pytest.raises(ValueError, match="r50.pth: not a torchvision resnet18"):
+        Backbone("resnet18", pretrained=str(r50))
+    shaped = tmp_path / "shaped.pth"
+    torch.save({**state, "fc.weight": torch.zeros(10, 512)}, shaped)
+    with pytest.raises(ValueError, match=r"shaped.pth: fc.weight has shape \(10, 512\), resnet18 needs \(1000, 512\)"):
+        Backbone("resnet18", pretrained=str(shaped))
+
+
+class _NotTensors:  # torch.load(weights_only=True) refuses to unpickle this
+    pass
+
+
+def test_weights_file_is_never_unpickled(tmp_path):
+    evil = tmp_path / "evil.pth"
+    torch.save({"conv1.weight": _NotTensors()}, evil)
+    with pytest.raises(ValueError, match="evil.pth: cannot read a state dict"):
+        Backbone("resnet18", pretrained=str(evil))
+    with pytest.raises(ValueError, match="model.pretrained must be"):
+        bb.build_resnet("resnet18", pretrained=3)
+
+
+def test_paper_grouping_adds_the_stem_level():
+    torch.manual_seed(0)
+    net = Backbone("resnet18", pretrained=False, grouping="paper").eval()
+    assert (net.low_channels, net.high_channels) == (64 + 64 + 128, 768)
+    x = _images(1, 64)
+    with torch.no_grad():
+        low, high, glob = net(x)
+        stem = net.stem(x)
+        f1 = net.layer1(stem)
+        f2 = net.layer2(f1)
+    assert low.shape == (1, 256, 16, 16) and high.shape == (1, 768, 4, 4)
+    torch.testing.assert_close(low[:, :64], stem)
+    torch.testing.assert_close(low[:, 64:128], f1)
+    torch.testing.assert_close(low[:, 128:], F.interpolate(f2, scale_factor=2, mode="nearest"))
+    with pytest.raises(ValueError, match="grouping must be one of"):
+        Backbone("resnet18", pretrained=False, grouping="five")
 
 
 def test_unknown_arch():

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tifffile
 import torch
+from _released import coordinate_array, is_unrotated_crop
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -182,6 +183,23 @@ def test_caption_dataset_items(toy):
     # a uniform image stays uniform through crop/rotation: value of image 2 is 120
     expected = (120 / 255 - IMAGENET_MEAN[0]) / IMAGENET_STD[0]
     assert torch.allclose(d[10]["image"][0], torch.full((16, 16), expected), atol=1e-5)
+
+
+@pytest.mark.parametrize("augment, crops, rotates", [("paper", True, True), ("official", True, False),
+                                                      ("none", False, False)])
+def test_augment_presets(toy, augment, crops, rotates):
+    corpus, vocab = toy
+    torch.manual_seed(0)
+    d = CaptionDataset(corpus, vocab, image_size=32, augment=augment)
+    arr = coordinate_array(d.transform.resize_size)
+    outs = [d.transform.augment(arr) for _ in range(24)]
+    straight = [is_unrotated_crop(x) for x in outs]
+    assert all(straight) is not rotates and any(straight)  # paper: some draws rotated; others: none
+    offsets = {int(torch.round(denormalize(x)[0, 0, 0] * 255)) for x in outs if is_unrotated_crop(x)}
+    assert (len(offsets) > 1) is crops  # random crop: the top-left pixel moves
+    assert d.transform.resize_size == (35 if crops else 32)  # 278/256 * 32 before the crop
+    with pytest.raises(ValueError, match="data.augment must be one of"):
+        CaptionDataset(corpus, vocab, image_size=32, augment="rotate")
 
 
 def test_caption_that_encodes_to_nothing_gets_unk(toy):

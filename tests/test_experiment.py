@@ -1,14 +1,17 @@
 """The config -> data -> train -> evaluate glue and the CLI, on a tiny synthetic dataset."""
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
 import yaml
+from _released import coordinate_array, is_unrotated_crop, rebuild_released_rsitmd_vocab
 
 from rsnb import experiment as ex
 from rsnb.cli import chance_metrics, main
 from rsnb.data.corpus import Corpus, ImageRecord
+from rsnb.models.amfmn import AMFMN
 
 
 def _tiny_cfg(tmp_path, **train):
@@ -61,6 +64,80 @@ def test_every_preset_builds_a_model_config():
         cfg = ex.load_config(p, quick=False)
         mcfg = ex.model_config(cfg, vocab_size=50)
         assert mcfg.image_size == cfg["image_size"] and mcfg.vocab_size == 50, p.name
+
+
+def test_official_preset_resolves_the_released_protocol(tmp_path):
+    official = ex.load_config("rsitmd_official", quick=False)["data"]
+    assert (official["augment"], official["stopwords"]) == ("official", "unk")
+    paper = ex.load_config("rsitmd", quick=False)["data"]
+    assert (paper["augment"], paper["stopwords"]) == ("paper", "keep")
+    flag = ex.load_config("synthetic", ["model.preset=official"], quick=False)["data"]
+    assert (flag["augment"], flag["stopwords"]) == ("official", "unk")
+    mixed = ex.load_config("synthetic", ["model.preset=official", "data.augment=paper", "data.stopwords=delete"],
+                           quick=False)["data"]
+    assert (mixed["augment"], mixed["stopwords"]) == ("paper", "delete")
+    legacy = tmp_path / "old_run_config.yaml"
+    legacy.write_text("data: {remove_stopwords: true}\n")
+    old = ex.load_config(legacy, quick=False)["data"]
+    assert old["stopwords"] == "delete" and "remove_stopwords" not in old
+
+
+def test_official_preset_on_rsitmd_precomp(shared_data, tmp_path):
+    """The official preset with the released vocab on the real RSITMD captions: released token ids
+    (stop-words reach the GRU as <unk> = 1349), no rotation, the released 36,696,228 parameters."""
+    import torch
+
+    folder = shared_data / "rsitmd" / "rsitmd_precomp"
+    vocab_file = rebuild_released_rsitmd_vocab(shared_data, tmp_path / "rsitmd_splits_vocab.json")
+    cfg = ex.load_config("rsitmd_official", [f"data.path={folder}", f"data.vocab={vocab_file}",
+                                             "model.pretrained=false"], quick=False)
+    with pytest.warns(UserWarning, match="blank caption"):
+        corpus = ex.prepare_corpus(cfg, progress=False)
+    train = corpus.split("train")
+    vocab = ex.build_vocab(train, cfg)
+    train_caps = (folder / "train_caps.txt").read_text().splitlines()
+    test_caps = (folder / "test_caps.txt").read_text().splitlines()
+    released = {  # ids from the released vocab/rsitmd_splits_vocab.json, <unk> = 1349
+        train_caps[0]: [1349, 1349, 1349, 1, 2, 3, 1349, 4, 5, 6, 7, 1349, 8, 9],
+        train_caps[810]: [1349, 390, 396, 397, 1349, 309, 1349, 1349, 148, 398],  # "The truck's work was ..."
+        test_caps[0]: [17, 169, 83, 1326, 1349, 112, 1349, 75, 1349, 1349, 67, 1349, 1349, 34, 96],
+    }
+    assert {c: vocab.encode(c) for c in released} == released
+    data = ex.train_dataset(cfg, train, vocab)
+    assert data.tokens[0].tolist() == released[train_caps[0]]  # what the GRU receives for caption 0
+    torch.manual_seed(0)
+    arr = coordinate_array(data.transform.resize_size)
+    assert data.transform.resize_size == 278
+    assert all(is_unrotated_crop(data.transform.augment(arr)) for _ in range(12))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no skip-thought files: random text encoder
+        model = AMFMN(ex.model_config(cfg, len(vocab)), init_pretrained=False)
+    assert model.num_parameters() == 36_696_228
+
+
+def test_run_records_real_backbone_init(tmp_path, monkeypatch):
+    """An offline run asked for ImageNet weights records ``random``; a weights file records its path."""
+    import torch
+
+    from rsnb.models import backbone as bb
+
+    class Offline:
+        def get_state_dict(self, progress=True):
+            raise OSError("no network")
+
+    monkeypatch.setitem(bb._ARCHS, "resnet18", (bb.models.resnet18, Offline()))
+    cfg = _tiny_cfg(tmp_path, epochs=1)
+    cfg["model"]["pretrained"] = True
+    with pytest.warns(RuntimeWarning, match="RANDOMLY"):
+        ex.train_run(cfg, tmp_path / "offline", device="cpu", progress=False)
+    assert yaml.safe_load((tmp_path / "offline" / "config.yaml").read_text())["model"]["pretrained"] == "random"
+    weights = tmp_path / "resnet18.pth"
+    torch.manual_seed(9)
+    torch.save(bb.models.resnet18(weights=None).state_dict(), weights)
+    cfg["model"]["pretrained"] = str(weights)
+    res = ex.train_run(cfg, tmp_path / "local", device="cpu", progress=False)
+    assert yaml.safe_load((tmp_path / "local" / "config.yaml").read_text())["model"]["pretrained"] == str(weights)
+    assert res["model"].backbone_init == str(weights)
 
 
 def test_val_split_carved_from_train_only():

@@ -2,6 +2,7 @@ import json
 import re
 
 import pytest
+from _released import RELEASED_RSITMD_IDS, rebuild_released_rsitmd_vocab
 
 from rsnb.data.corpus import DataFormatError
 from rsnb.data.vocab import PUNCTUATION, STOPWORDS, Vocab, tokenize
@@ -85,6 +86,49 @@ def test_stopwords_removed_from_vocab_and_encoding():
     assert not {"red", "road", "two", "building"} & STOPWORDS
 
 
+def test_stopword_modes_unk_keeps_positions():
+    """``unk`` = the released pipeline: the vocab has no (NLTK) stop-words, the encoder keeps them."""
+    caps = ["there is a tank on the ground"] * 5
+    keep = Vocab.build(caps, min_count=5)
+    unk = Vocab.build(caps, min_count=5, stopwords="unk")
+    delete = Vocab.build(caps, min_count=5, stopwords="delete")
+    assert "the" in keep and "the" not in unk and "the" not in delete
+    assert unk.itos[2:] == ["ground", "tank"]
+    text = "the tank is on a ground"
+    assert len(keep.encode(text)) == 6
+    assert unk.encode(text) == [1, unk.stoi["tank"], 1, 1, 1, unk.stoi["ground"]]  # GRU sees 6 tokens
+    assert delete.encode(text) == [delete.stoi["tank"], delete.stoi["ground"]]
+    # "also" is not an NLTK stop-word (the released RSITMD vocab has it as id 465) but is in STOPWORDS
+    assert "also" in Vocab.build(["also"] * 5, stopwords="unk") and "also" not in Vocab.build(["also"] * 5, stopwords="delete")
+    with pytest.raises(ValueError, match="stopwords must be one of"):
+        Vocab.build(caps, stopwords="drop")
+    with pytest.raises(ValueError, match="contradicts"):
+        Vocab.build(caps, remove_stopwords=True, stopwords="unk")
+
+
+def test_from_file_reads_both_formats(tmp_path):
+    amfmn = tmp_path / "rsitmd_splits_vocab.json"
+    _amfmn_file(amfmn, ["piece", "farmland", "<unk>"])
+    v = Vocab.from_file(amfmn)
+    assert (v.unk_id, v.stopwords) == (3, "unk")
+    own = Vocab.build(["green trees"] * 5, stopwords="delete")
+    own.save(tmp_path / "vocab.json")
+    w = Vocab.from_file(tmp_path / "vocab.json")
+    assert w.itos == own.itos and w.stopwords == "delete"
+    assert Vocab.from_file(tmp_path / "vocab.json", stopwords="keep").stopwords == "keep"
+    (tmp_path / "x.json").write_text('{"tokens": []}')
+    with pytest.raises(DataFormatError, match="x.json: not a vocabulary"):
+        Vocab.from_file(tmp_path / "x.json")
+    with pytest.raises(FileNotFoundError, match="nope.json: vocabulary file not found"):
+        Vocab.from_file(tmp_path / "nope.json")
+
+
+def test_rebuilds_released_rsitmd_vocab(shared_data, tmp_path):
+    v = Vocab.from_amfmn_json(rebuild_released_rsitmd_vocab(shared_data, tmp_path / "v.json"))
+    assert len(v) == 1 + 1349
+    assert {w: v.stoi[w] for w in RELEASED_RSITMD_IDS} == RELEASED_RSITMD_IDS
+
+
 def test_encode_keyword_drops_missing_attribute():
     v = Vocab.build(["white tanks port"] * 5, min_count=1)
     assert v.encode_keyword("white tanks") == [v.stoi["white"], v.stoi["tanks"]]
@@ -98,7 +142,7 @@ def test_decode_and_roundtrip(tmp_path):
     assert v.decode([*ids, 0, 0]) == "green grass near trees"
     v.save(tmp_path / "v.json")
     w = Vocab.load(tmp_path / "v.json")
-    assert w.itos == v.itos and w.unk_id == v.unk_id and w.remove_stopwords
+    assert w.itos == v.itos and w.unk_id == v.unk_id and w.remove_stopwords and w.stopwords == "delete"
     assert w.encode("the green trees") == v.encode("the green trees")
 
 
@@ -127,12 +171,16 @@ def test_from_amfmn_json_keeps_official_ids(tmp_path):
     _amfmn_file(f, ["piece", "farmland", "cropland", "<unk>"])
     v = Vocab.from_amfmn_json(f)
     assert v.itos == ["<pad>", "piece", "farmland", "cropland", "<unk>"]
-    assert (v.pad_id, v.unk_id) == (0, 4)
-    assert v.encode("There is a piece of cropland") == [1, 3]  # stop-words dropped
-    quirk = Vocab.from_amfmn_json(f, remove_stopwords=False)
-    assert quirk.encode("There is a piece of cropland") == [4, 4, 4, 1, 4, 3]  # official behaviour
+    assert (v.pad_id, v.unk_id, v.stopwords) == (0, 4, "unk")
+    assert v.encode("There is a piece of cropland") == [4, 4, 4, 1, 4, 3]  # released: stop-words -> <unk>
+    deleted = Vocab.from_amfmn_json(f, stopwords="delete")
+    assert deleted.encode("There is a piece of cropland") == [1, 3]
+    assert Vocab.from_amfmn_json(f, remove_stopwords=True).encode("a piece") == [1]  # older spelling
     v.save(tmp_path / "again.json")
-    assert Vocab.load(tmp_path / "again.json").unk_id == 4
+    again = Vocab.load(tmp_path / "again.json")
+    assert again.unk_id == 4 and again.stopwords == "unk"
+    v.to_amfmn_json(tmp_path / "back.json")  # the released format, same ids
+    assert json.loads((tmp_path / "back.json").read_text()) == json.loads(f.read_text())
 
 
 def test_from_amfmn_json_errors(tmp_path):

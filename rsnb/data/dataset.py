@@ -28,6 +28,15 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 #: The paper resizes to 278 before a 256 crop; other sizes keep the same ratio (128 -> 139).
 RESIZE_RATIO = 278 / 256
 
+#: Training augmentations (config ``data.augment``) -> (random crop, rotation) of :class:`ImageTransform`.
+#: ``paper``: resize 278, random crop 256, random 90-degree rotation (paper Sec. V-B).
+#: ``official``: what the released code effectively does: resize 278 and random crop 256; its
+#: ``RandomRotation(0, 90)`` passes 90 as the legacy ``resample`` argument, so the angle range is
+#: [0, 0] and the rotation is a no-op (a KeyError on torchvision >= 0.18).
+#: ``none``: the evaluation transform (resize to 256, nothing random).
+AUGMENTATIONS: dict[str, tuple[bool, str]] = {"paper": (True, "rot90"), "official": (True, "none"),
+                                              "none": (False, "none")}
+
 
 # ------------------------------------------------------------------------------ decoding
 def to_uint8(
@@ -242,6 +251,8 @@ class CaptionDataset(TextDataset):
         train: random augmentation (True) or the evaluation transform.
         cache_images: True (cache all), False (decode every time) or an int (LRU bound).
         rotation: see :class:`ImageTransform`.
+        augment: a name in :data:`AUGMENTATIONS` (``"paper"``, ``"official"``, ``"none"``); when
+            given it sets ``train`` and ``rotation``.
     """
 
     def __init__(
@@ -252,8 +263,13 @@ class CaptionDataset(TextDataset):
         train: bool = True,
         cache_images: bool | int = True,
         rotation: str = "rot90",
+        augment: str | None = None,
     ):
         super().__init__(corpus, vocab)
+        if augment is not None:
+            if augment not in AUGMENTATIONS:
+                raise ValueError(f"data.augment must be one of {sorted(AUGMENTATIONS)}, got {augment!r}")
+            train, rotation = AUGMENTATIONS[augment]
         self.corpus, self.vocab = corpus, vocab
         self.transform = ImageTransform(image_size, train, rotation)
         self.cache = _ImageCache([Path(r.path) for r in corpus.images], self.transform, cache_images)

@@ -17,7 +17,13 @@ equivalent of it for caption text:
 captions in ``../shared/data``.
 
 :class:`Vocab` maps words to ids with ``<pad>`` = 0 and ``<unk>`` = 1. Build it on the train
-split only (the official vocab files leak test words, see the AMFMN reference §4.2).
+split only: the released AMFMN vocab files were built on train and test captions together, so a
+few test-only words have ids (2 in RSITMD, 25 in RSICD).
+
+Stop-words (:data:`STOPWORD_MODES`): ``"keep"`` treats them as words; ``"unk"`` is the released
+code's behaviour: its vocab builder leaves NLTK's English stop-words (:data:`NLTK_ENGLISH_STOPWORDS`)
+out, but its caption encoder does not remove them, so "the", "a", "is" ... reach the GRU as
+``<unk>``; ``"delete"`` removes :data:`STOPWORDS` from the vocabulary and from every encoded caption.
 """
 
 from __future__ import annotations
@@ -54,6 +60,24 @@ STOPWORDS = frozenset(
     """.split()
 )
 
+# NLTK's English stop-word list (nltk_data ``corpora/stopwords/english``, 179 words, the version
+# current when AMFMN was released). Written out because NLTK data cannot be downloaded offline.
+NLTK_ENGLISH_STOPWORDS: frozenset[str] = frozenset("""
+i me my myself we our ours ourselves you you're you've you'll you'd your yours yourself yourselves
+he him his himself she she's her hers herself it it's its itself they them their theirs themselves
+what which who whom this that that'll these those am is are was were be been being have has had
+having do does did doing a an the and but if or because as until while of at by for with about
+against between into through during before after above below to from up down in out on off over
+under again further then once here there when where why how all any both each few more most other
+some such no nor not only own same so than too very s t can will just don don't should should've
+now d ll m o re ve y ain aren aren't couldn couldn't didn didn't doesn doesn't hadn hadn't hasn
+hasn't haven haven't isn isn't ma mightn mightn't mustn mustn't needn needn't shan shan't shouldn
+shouldn't wasn wasn't weren weren't won won't wouldn wouldn't
+""".split())
+
+#: What a :class:`Vocab` does with stop-words (see the module docstring).
+STOPWORD_MODES = ("keep", "unk", "delete")
+
 _CLITIC = re.compile(r"(?<=[a-z0-9])(n't|'s|'re|'ve|'ll|'d|'m)(?![\w'-])")
 _CANNOT = re.compile(r"\bcannot\b")
 _TOKEN = re.compile(r"n't|'(?:s|re|ve|ll|d|m)\b|\d+(?:[.,]\d+)+|\w+(?:-\w+|'\w+)*-?|\S")
@@ -76,6 +100,17 @@ def tokenize(text: str, drop_punctuation: bool = True) -> list[str]:
     return tokens
 
 
+def _stopword_mode(stopwords: str | None, remove_stopwords: bool | None) -> str:
+    """Resolve the ``stopwords`` mode, accepting the older boolean ``remove_stopwords``."""
+    if stopwords is None:
+        stopwords = "delete" if remove_stopwords else "keep"
+    elif remove_stopwords is not None and remove_stopwords != (stopwords == "delete"):
+        raise ValueError(f"Vocab: remove_stopwords={remove_stopwords} contradicts stopwords={stopwords!r}")
+    if stopwords not in STOPWORD_MODES:
+        raise ValueError(f"stopwords must be one of {STOPWORD_MODES}, got {stopwords!r}")
+    return stopwords
+
+
 class Vocab:
     """Word <-> id mapping; id 0 is padding.
 
@@ -87,10 +122,14 @@ class Vocab:
     Args:
         words: the id-ordered word list (index = id), starting with ``<pad>``.
         unk_id: id of the ``<unk>`` entry.
-        remove_stopwords: drop :data:`STOPWORDS` in :meth:`encode` (the vocab then has none).
+        remove_stopwords: older spelling of ``stopwords="delete"``.
+        stopwords: ``"keep"``, ``"unk"`` or ``"delete"`` (:data:`STOPWORD_MODES`); only
+            ``"delete"`` changes :meth:`encode` (it drops :data:`STOPWORDS`), the other two look
+            every token up, so a stop-word missing from the vocabulary becomes ``<unk>``.
     """
 
-    def __init__(self, words: list[str], unk_id: int = 1, remove_stopwords: bool = False):
+    def __init__(self, words: list[str], unk_id: int = 1, remove_stopwords: bool | None = None,
+                 stopwords: str | None = None):
         if not words or words[0] != PAD:
             raise ValueError("Vocab words must start with '<pad>' (id 0)")
         if not 0 < unk_id < len(words) or words[unk_id] != UNK:
@@ -102,7 +141,12 @@ class Vocab:
             raise ValueError(f"Vocab: word {dup!r} appears twice")
         self.unk_id = unk_id
         self.pad_id = 0
-        self.remove_stopwords = remove_stopwords
+        self.stopwords = _stopword_mode(stopwords, remove_stopwords)
+
+    @property
+    def remove_stopwords(self) -> bool:
+        """True when :meth:`encode` deletes stop-words (``stopwords == "delete"``)."""
+        return self.stopwords == "delete"
 
     # ---------------------------------------------------------------- building
     @classmethod
@@ -110,36 +154,41 @@ class Vocab:
         cls,
         captions: Iterable[str],
         min_count: int = 5,
-        remove_stopwords: bool = False,
+        remove_stopwords: bool | None = None,
         order: str = "frequency",
+        stopwords: str | None = None,
     ) -> Vocab:
         """Build a vocabulary from captions (pass the train split only).
 
         Args:
             captions: caption strings.
             min_count: keep words seen at least this often (the paper's builder uses 5).
-            remove_stopwords: leave :data:`STOPWORDS` out of the vocabulary and out of
-                :meth:`encode` (the official builder removes NLTK stop-words).
+            remove_stopwords: older spelling of ``stopwords="delete"``.
             order: ``"frequency"`` (most frequent first, ties alphabetical) or
                 ``"first_seen"`` (the official builder's order).
+            stopwords: ``"keep"`` (default), ``"unk"`` (leave :data:`NLTK_ENGLISH_STOPWORDS` out of
+                the vocabulary, as the released builder does; they encode as ``<unk>``) or
+                ``"delete"`` (leave :data:`STOPWORDS` out of the vocabulary and of :meth:`encode`).
 
         Returns:
             A :class:`Vocab` with ``<pad>`` = 0, ``<unk>`` = 1, words from id 2.
         """
         if order not in ("frequency", "first_seen"):
             raise ValueError(f"order must be 'frequency' or 'first_seen', got {order!r}")
+        mode = _stopword_mode(stopwords, remove_stopwords)
         counts: Counter[str] = Counter()
         for caption in captions:
             counts.update(tokenize(caption))
         kept = [w for w, c in counts.items() if c >= min_count and w not in (PAD, UNK)]
-        if remove_stopwords:
-            kept = [w for w in kept if w not in STOPWORDS]
+        left_out = {"keep": frozenset(), "unk": NLTK_ENGLISH_STOPWORDS, "delete": STOPWORDS}[mode]
+        kept = [w for w in kept if w not in left_out]
         if order == "frequency":
             kept.sort(key=lambda w: (-counts[w], w))
-        return cls([PAD, UNK, *kept], unk_id=1, remove_stopwords=remove_stopwords)
+        return cls([PAD, UNK, *kept], unk_id=1, stopwords=mode)
 
     @classmethod
-    def from_amfmn_json(cls, path: str | Path, remove_stopwords: bool = True) -> Vocab:
+    def from_amfmn_json(cls, path: str | Path, remove_stopwords: bool | None = None,
+                        stopwords: str | None = None) -> Vocab:
         """Import an official AMFMN vocab file (``{word2idx, idx2word, idx}``).
 
         The official ids are kept: word k has id k (1..N-1), ``<unk>`` is id N (the last one)
@@ -147,9 +196,14 @@ class Vocab:
 
         Args:
             path: e.g. ``vocab/rsitmd_splits_vocab.json``.
-            remove_stopwords: the official vocab has no stop-words, and the official encoder
-                maps them to ``<unk>``; True drops them instead (False reproduces the quirk).
+            remove_stopwords: older spelling of ``stopwords="delete"``.
+            stopwords: ``"unk"`` (default, the released behaviour: the file has no stop-words, so
+                they encode as ``<unk>`` and the GRU still sees them), ``"delete"`` (drop
+                :data:`STOPWORDS` while encoding) or ``"keep"`` (same ids as ``"unk"``).
         """
+        if stopwords is None and remove_stopwords is None:
+            stopwords = "unk"
+        mode = _stopword_mode(stopwords, remove_stopwords)
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -166,7 +220,45 @@ class Vocab:
             words[idx] = word
         if words[n] != UNK:
             raise DataFormatError(f"{path}: the last id {n} is {words[n]!r}, expected '<unk>'")
-        return cls(words, unk_id=n, remove_stopwords=remove_stopwords)
+        return cls(words, unk_id=n, stopwords=mode)
+
+    def to_amfmn_json(self, path: str | Path) -> None:
+        """Write the vocabulary in the released AMFMN format (``word2idx``, ``idx2word``, ``idx``).
+
+        Words keep their order; ``<unk>`` moves to the last id, as in the released files. A vocab
+        read by :meth:`from_amfmn_json` is written back with the same ids.
+        """
+        words = [w for w in self.itos[1:] if w != UNK] + [UNK]
+        w2i = {w: i for i, w in enumerate(words, start=1)}
+        payload = {"word2idx": w2i, "idx2word": {str(i): w for w, i in w2i.items()}, "idx": len(w2i) + 1}
+        Path(path).write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def from_file(cls, path: str | Path, stopwords: str | None = None) -> Vocab:
+        """Read a vocabulary file of either format: released AMFMN json or rsnb ``vocab.json``.
+
+        Args:
+            path: the json file.
+            stopwords: the stop-word mode (None: ``"unk"`` for an AMFMN file, the stored one for rsnb).
+
+        Raises:
+            FileNotFoundError: no such file. DataFormatError: neither format.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: vocabulary file not found (data.vocab)")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise DataFormatError(f"{path}:{e.lineno}:{e.colno}: malformed JSON ({e.msg})") from None
+        if isinstance(data, dict) and "word2idx" in data:
+            return cls.from_amfmn_json(path, stopwords=stopwords)
+        if isinstance(data, dict) and "words" in data:
+            v = cls.load(path)
+            if stopwords is not None:
+                v.stopwords = _stopword_mode(stopwords, None)
+            return v
+        raise DataFormatError(f"{path}: not a vocabulary (neither an AMFMN 'word2idx' file nor an rsnb 'words' file)")
 
     # ---------------------------------------------------------------- encoding
     def __len__(self) -> int:
@@ -185,7 +277,7 @@ class Vocab:
 
     def _tokens(self, text: str) -> list[str]:
         tokens = tokenize(text)
-        return [t for t in tokens if t not in STOPWORDS] if self.remove_stopwords else tokens
+        return [t for t in tokens if t not in STOPWORDS] if self.stopwords == "delete" else tokens
 
     def decode(self, ids: Iterable[int], skip_pad: bool = True) -> str:
         """Map ids back to a space-joined string (padding skipped)."""
@@ -193,8 +285,9 @@ class Vocab:
 
     # ---------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> None:
-        """Write the vocabulary as JSON (``words`` in id order, ``unk_id``, ``remove_stopwords``)."""
-        payload = {"words": self.itos, "unk_id": self.unk_id, "remove_stopwords": self.remove_stopwords}
+        """Write the vocabulary as JSON (``words`` in id order, ``unk_id``, ``stopwords``)."""
+        payload = {"words": self.itos, "unk_id": self.unk_id, "stopwords": self.stopwords,
+                   "remove_stopwords": self.remove_stopwords}
         Path(path).write_text(json.dumps(payload, ensure_ascii=False, indent=0), encoding="utf-8")
 
     @classmethod
@@ -208,7 +301,9 @@ class Vocab:
         missing = [k for k in ("words", "unk_id") if k not in data]
         if missing:
             raise DataFormatError(f"{path}: missing key {missing[0]!r} in vocab file")
-        return cls(data["words"], unk_id=data["unk_id"], remove_stopwords=data.get("remove_stopwords", False))
+        if "stopwords" in data:
+            return cls(data["words"], unk_id=data["unk_id"], stopwords=data["stopwords"])
+        return cls(data["words"], unk_id=data["unk_id"], remove_stopwords=bool(data.get("remove_stopwords", False)))
 
     def __repr__(self) -> str:
-        return f"Vocab({len(self)} entries, unk_id={self.unk_id}, remove_stopwords={self.remove_stopwords})"
+        return f"Vocab({len(self)} entries, unk_id={self.unk_id}, stopwords={self.stopwords!r})"

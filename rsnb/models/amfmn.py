@@ -7,7 +7,7 @@ The model follows the interface in DESIGN.md: ``forward(batch)`` returns per-sam
 sim[i, j] = cos(Fv_i, Ft_ij): the image vector Fv (MVSA output, or v(g) without MVSA) against a text
 vector that depends on the image through visual-guided attention (VGA) and, with sentences and
 keywords, through VGMF fusion. Scoring never re-runs the CNN or GRU: it works on cached vectors, uses
-the closed form of paper reference §1.6 for soft attention, and evaluates every other variant on
+a closed form of eq. 20 for soft attention (see ``AMFMN._score_soft``), and evaluates every other variant on
 bounded image x text blocks.
 """
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from rsnb.models.backbone import Backbone
+from rsnb.models.backbone import GROUPINGS, Backbone, backbone_init_request
 from rsnb.models.mvsa import FORMS as MVSA_FORMS
 from rsnb.models.mvsa import MVSA
 from rsnb.models.registry import ModelBuilder, split_model_section
@@ -29,6 +29,7 @@ from rsnb.models.vga import SIM_GATES, VGA_TYPES, VGMF, VGMF_FORMS, SoftAttentio
 
 _CHOICES = {
     "backbone": ("resnet18", "resnet50"),
+    "backbone_grouping": GROUPINGS,
     "mvsa_form": MVSA_FORMS,
     "text_encoder": ("bigru", "skipthought"),
     "text_input": ("sentence", "keywords", "both"),
@@ -59,7 +60,11 @@ class AMFMNConfig:
 
     Attributes:
         backbone: ``"resnet18"`` (paper/code) or ``"resnet50"``.
-        pretrained: ImageNet initialisation of the backbone.
+        pretrained: backbone initialisation: ``True``/``"imagenet"`` (torchvision ImageNet weights,
+            random with a warning when they cannot be downloaded), ``False``/``"random"``, or the path
+            of a local torchvision state dict (``.pth`` read with ``weights_only=True``, or ``.safetensors``).
+        backbone_grouping: ``"code"`` (layer1+2 | layer3+4, released code) or ``"paper"`` (stem+layer1+2 |
+            layer3+4, the five levels of eqs. 6-9); see :mod:`rsnb.models.backbone`.
         image_size: input side in pixels, a multiple of 32; sets the MVSA mask size (image_size/16)^2.
         embed_dim: joint embedding size D.
         use_mvsa: Fv = MVSA output; False uses the global vector v(g) (ablations m1, m2).
@@ -85,7 +90,8 @@ class AMFMNConfig:
     """
 
     backbone: str = "resnet18"
-    pretrained: bool = True
+    pretrained: bool | str = True
+    backbone_grouping: str = "code"
     image_size: int = 256
     embed_dim: int = 512
     use_mvsa: bool = True
@@ -116,6 +122,7 @@ class AMFMNConfig:
         for name, allowed in _CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"AMFMNConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        backbone_init_request(self.pretrained)  # raises on a value that is neither a flag nor a path
         if self.image_size % 32:
             raise ValueError(f"AMFMNConfig.image_size must be a multiple of 32, got {self.image_size}")
 
@@ -188,7 +195,10 @@ class AMFMN(nn.Module):
         D = cfg.embed_dim
         self.uses_sentence = cfg.text_input in ("sentence", "both")
         self.uses_keywords = cfg.text_input in ("keywords", "both")
-        self.backbone = Backbone(cfg.backbone, cfg.pretrained and init_pretrained, D, cfg.keep_unused_modules)
+        self.backbone = Backbone(cfg.backbone, cfg.pretrained if init_pretrained else False, D, cfg.keep_unused_modules,
+                                 cfg.backbone_grouping)
+        #: what the backbone really started from: "imagenet", "random" or a weights file path
+        self.backbone_init = self.backbone.init
         self.mvsa = None
         if cfg.use_mvsa:
             self.mvsa = MVSA(self.backbone.low_channels, self.backbone.high_channels, cfg.image_size // 16,
@@ -303,7 +313,7 @@ class AMFMN(nn.Module):
 
     @staticmethod
     def _score_soft(v: Tensor, t: Tensor, vga: SoftAttention) -> Tensor:
-        """Soft attention in two matmuls (reference §1.6):
+        """Soft attention (eq. 20, Ft = g ⊙ t) in two matmuls, since |g ⊙ t|² = (g ⊙ g) · (t ⊙ t):
         sim = ((v * g) . t) / (|v| sqrt((g * g) . (t * t))), g = sigmoid(W v + b)."""
         g = vga.image_side(v)[0]  # (Ni, D)
         num = (v * g) @ t.T  # (Ni, Nt)

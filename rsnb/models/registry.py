@@ -43,10 +43,15 @@ MODEL_FILE = "model.json"
 
 
 def build_vocab(train_split, run_cfg: dict) -> Vocab:
-    """rsnb vocabulary from the training captions and keywords only (``data.min_count``, stop-words)."""
-    texts = train_split.captions + [k for r in train_split.images for k in r.keywords]
+    """The run's rsnb vocabulary: the file ``data.vocab`` when set (a released AMFMN
+    ``*_splits_vocab.json`` or an rsnb ``vocab.json``), else built on the training captions and
+    keywords only (``data.min_count``); ``data.stopwords`` is ``keep``, ``unk`` or ``delete``."""
     d = run_cfg["data"]
-    return Vocab.build(texts, min_count=int(d["min_count"]), remove_stopwords=bool(d.get("remove_stopwords", False)))
+    stopwords = d.get("stopwords") or ("delete" if d.get("remove_stopwords") else "keep")
+    if d.get("vocab"):
+        return Vocab.from_file(d["vocab"], stopwords=stopwords)
+    texts = train_split.captions + [k for r in train_split.images for k in r.keywords]
+    return Vocab.build(texts, min_count=int(d["min_count"]), stopwords=stopwords)
 
 
 def _vocab_tokenizer(run_cfg: dict, train_split, run_dir: Path | None = None) -> Vocab:
