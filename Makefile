@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.rsnb-installed
 
-.PHONY: install demo test test-unit test-notebooks lint bench gpu-check clean
+.PHONY: install demo test test-package lint bench gpu-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	RSNB_QUICK=1 MPLBACKEND=Agg $(PY) -m pytest -q --durations=15 tests
 	RSNB_QUICK=1 MPLBACKEND=Agg $(PY) -m pytest -q --nbmake --nbmake-timeout=900 --durations=10 notebooks
+	$(PY) .ci/check_package.py
+
+# the wheel installs into a scratch venv (reusing this venv's torch) and trains outside the checkout
+test-package: $(STAMP)
+	$(PY) .ci/check_package.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check rsnb tests bench notebooks

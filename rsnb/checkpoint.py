@@ -29,10 +29,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from rsnb.errors import RsnbError
+
 FORMAT_VERSION = 1
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(RsnbError, RuntimeError):
     """A checkpoint file is missing, corrupt, or does not match the model; the message names the file."""
 
 

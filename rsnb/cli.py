@@ -1,12 +1,17 @@
-"""Command line: ``python -m rsnb {synth,train,evaluate,demo}``.
+"""Command line: ``python -m rsnb {synth,train,evaluate,demo,config,index,search}``.
 
 Examples::
 
     python -m rsnb synth --out data/synth --images 2000 --size 256 --seed 0
-    python -m rsnb train --config configs/rsitmd.yaml --data /data/rsitmd_precomp --out runs/rsitmd
-    python -m rsnb train --config synthetic --out runs/s train.epochs=3 model.preset=m1
+    python -m rsnb train --config rsitmd --data /data/rsitmd_precomp --out runs/rsitmd
+    python -m rsnb train --config my_settings.yaml --out runs/s train.epochs=3 model.preset=m1
     python -m rsnb evaluate --run runs/rsitmd --split test
+    python -m rsnb config demo train.epochs=3          # print the resolved, validated config
     python -m rsnb demo --out runs/demo
+
+Expected errors (bad data, config, checkpoint or run folder: :class:`rsnb.errors.RsnbError`, missing
+files) print one ``rsnb: error: ...`` line and exit with status 2; ``--debug`` or ``RSNB_DEBUG=1``
+shows the traceback.
 """
 
 from __future__ import annotations
@@ -64,10 +69,11 @@ def _demo(a) -> int:
     from rsnb import experiment as ex
     from rsnb import viz
     from rsnb.config import mode_banner
+    from rsnb.evaluate import resolve_device
 
-    print(mode_banner())
     t0 = time.perf_counter()
     cfg = ex.load_config(a.config, a.overrides)
+    print(mode_banner(cfg, resolve_device(a.device)))
     out = Path(a.out)
     res = ex.train_run(cfg, out, device=a.device)
     metrics = ex.evaluate_run(out, split="test", device=a.device)
@@ -91,39 +97,98 @@ def _synth(argv) -> int:
     return main(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m rsnb`` and the ``rsnb`` console script."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "synth":
-        return _synth(argv[1:])
-    p = argparse.ArgumentParser(prog="rsnb", description="Remote-sensing image-text retrieval (AMFMN).")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("synth", help="write the synthetic dataset (see `rsnb synth --help`)")
+def _config(a) -> int:
+    import yaml
 
-    t = sub.add_parser("train", help="train a model from a YAML config")
-    t.add_argument("--config", default="synthetic", help="YAML file or preset name in configs/ (default synthetic)")
+    from rsnb import experiment as ex
+
+    cfg = ex.load_config(a.preset, a.overrides)
+    print(f"# {a.preset} resolved ({'quick' if ex.is_quick() else 'full'} mode), validated", flush=True)
+    print(yaml.safe_dump(cfg, sort_keys=False), end="")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- parser
+_DEVICE_HELP = "auto (CUDA when present, default), cpu, cuda, cuda:1 ..."
+_OVERRIDES_HELP = "config overrides section.key=value, e.g. train.epochs=5 model.vga=soft (see `rsnb config`)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``rsnb`` argument parser (every option carries a help text)."""
+    from rsnb import __version__
+
+    p = argparse.ArgumentParser(prog="rsnb", description="Remote-sensing image-text retrieval (AMFMN, MSA).")
+    p.add_argument("--version", action="version", version=f"rsnb {__version__}",
+                   help="print the rsnb version and exit")
+    p.add_argument("--debug", action="store_true",
+                   help="show the full traceback of an error (also RSNB_DEBUG=1; accepted after the command too)")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    sub.add_parser("synth", help="write the synthetic dataset (see `rsnb synth --help`)", add_help=False)
+
+    t = sub.add_parser("train", help="train a model from a YAML config or preset")
+    t.add_argument("--config", default="synthetic",
+                   help="YAML file or preset name (demo, synthetic, rsitmd, rsicd, ucm, sydney, rsitmd_official; "
+                        "default synthetic)")
     t.add_argument("--data", help="dataset json / folder (overrides data.path; default: synthetic data)")
-    t.add_argument("--image-dir", help="folder of the images when not beside the json")
-    t.add_argument("--out", help="run folder (default runs/<name>)")
-    t.add_argument("--resume", action="store_true", help="continue from <out>/last")
-    t.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
-    t.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.epochs=5 model.vga=soft")
+    t.add_argument("--image-dir", help="folder of the images when not beside the json (overrides data.image_dir)")
+    t.add_argument("--out", help="run folder (default runs/<config name>)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    t.add_argument("--device", default="auto", help=_DEVICE_HELP)
+    t.add_argument("overrides", nargs="*", help=_OVERRIDES_HELP)
     t.set_defaults(fn=_train)
 
-    e = sub.add_parser("evaluate", help="evaluate a run folder on a split")
+    e = sub.add_parser("evaluate", help="evaluate a run folder on a split (R@K table + metrics_<split>.json)")
     e.add_argument("--run", required=True, help="run folder written by `rsnb train`")
     e.add_argument("--data", help="dataset path (default: the run's own)")
-    e.add_argument("--split", default="test", choices=("train", "val", "test"))
-    e.add_argument("--tag", default="best", help="checkpoint tag: best or last")
-    e.add_argument("--device", default="auto")
+    e.add_argument("--split", default="test", choices=("train", "val", "test"), help="split to evaluate (default test)")
+    e.add_argument("--tag", default="best", choices=("best", "last"),
+                   help="checkpoint: best (by validation, default) or last")
+    e.add_argument("--device", default="auto", help=_DEVICE_HELP)
     e.set_defaults(fn=_evaluate)
 
     d = sub.add_parser("demo", help="synthetic data -> train AMFMN -> evaluate (the `make demo` job)")
-    d.add_argument("--out", default="runs/demo")
-    d.add_argument("--config", default="demo")
-    d.add_argument("--device", default="auto")
-    d.add_argument("overrides", nargs="*")
+    d.add_argument("--out", default="runs/demo", help="run folder (default runs/demo; replaced if present)")
+    d.add_argument("--config", default="demo", help="YAML file or preset name (default demo)")
+    d.add_argument("--device", default="auto", help=_DEVICE_HELP)
+    d.add_argument("overrides", nargs="*", help=_OVERRIDES_HELP)
     d.set_defaults(fn=_demo)
 
-    a = p.parse_args(argv)
-    return a.fn(a)
+    c = sub.add_parser("config", help="print the resolved, validated config of a preset or file")
+    c.add_argument("preset", help="preset name or YAML file")
+    c.add_argument("overrides", nargs="*", help=_OVERRIDES_HELP)
+    c.set_defaults(fn=_config)
+    return p
+
+
+def _debug(argv) -> bool:
+    return "--debug" in argv or os.environ.get("RSNB_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m rsnb`` and the ``rsnb`` console script.
+
+    Returns:
+        0 on success, 2 for an expected error (one ``rsnb: error:`` line on stderr), 130 on Ctrl-C.
+    """
+    from rsnb.errors import RsnbError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = _debug(argv)
+    argv = [x for x in argv if x != "--debug"]  # accepted anywhere on the line
+    try:
+        if argv and argv[0] == "synth":
+            return _synth(argv[1:])
+        a = build_parser().parse_args(argv)
+        return a.fn(a)
+    except (RsnbError, FileNotFoundError, FloatingPointError) as err:
+        if debug:
+            raise
+        msg = " ".join(str(err).split()) or type(err).__name__
+        print(f"rsnb: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("rsnb: interrupted", file=sys.stderr)
+        return 130

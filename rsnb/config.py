@@ -24,11 +24,29 @@ def data_root() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def mode_banner() -> str:
-    """One line that notebooks print so the reader knows which mode runs."""
-    if is_quick():
-        return "rsnb mode: QUICK (RSNB_QUICK=1): small data, small images, few epochs"
-    return "rsnb mode: FULL (paper settings); set RSNB_QUICK=1 for a fast run"
+def mode_banner(cfg: dict | None = None, device=None) -> str:
+    """One line saying which mode runs and, given a run config, what it actually trains.
+
+    Without ``cfg`` (notebooks) it names the mode. With ``cfg`` it states the image size, epochs,
+    batch, amount of synthetic data and backbone initialisation, and flags where they differ from the
+    paper's set-up (256 px, ImageNet-initialised backbone), so a CPU-sized run is never called "paper settings".
+    """
+    mode = "QUICK (RSNB_QUICK=1)" if is_quick() else "FULL (RSNB_QUICK unset)"
+    if cfg is None:
+        if is_quick():
+            return f"rsnb mode: {mode}: small data, small images, few epochs"
+        return f"rsnb mode: {mode}: this notebook's full-size settings; set RSNB_QUICK=1 for a fast run"
+    model, train, data = cfg.get("model", {}), cfg.get("train", {}), cfg.get("data", {})
+    size, pretrained = int(cfg.get("image_size", 256)), model.get("pretrained", True)
+    source = data.get("path") or f"{data.get('synthetic', {}).get('images', '?')} synthetic images"
+    parts = [f"{model.get('name', 'amfmn')} ({model.get('preset', 'paper')})", f"{size} px",
+             f"{train.get('epochs', '?')} epochs of batch {train.get('batch_size', '?')}", f"data: {source}",
+             "ImageNet backbone" if pretrained else "backbone from scratch"]
+    if device is not None:
+        parts.append(f"device {device}")
+    gaps = [g for g, differs in (("256 px", size != 256), ("ImageNet weights", not pretrained)) if differs]
+    verdict = f"differs from the paper's set-up ({', '.join(gaps)})" if gaps else "paper image size and weights"
+    return f"rsnb mode: {mode}, config {cfg.get('name', '?')!r}: {', '.join(parts)}; {verdict}"
 
 
 def quick_or_full(quick, full):

@@ -1,6 +1,6 @@
 """From a YAML config to a trained, evaluated run: the glue behind ``python -m rsnb train/evaluate/demo``.
 
-A config has four sections (see ``configs/*.yaml``)::
+A config has four sections (see the presets in ``rsnb/configs/*.yaml``, shipped as package data)::
 
     image_size: 256
     data:   {path, image_dir, synthetic: {images, size, seed}, min_count, val_fraction,
@@ -36,6 +36,7 @@ import json
 import os
 import shutil
 from dataclasses import replace
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -48,11 +49,14 @@ from rsnb.data.corpus import Corpus
 from rsnb.data.dataset import CaptionDataset, ImageDataset, TextDataset, collate
 from rsnb.data.formats import load_corpus
 from rsnb.data.vocab import Vocab
+from rsnb.errors import ConfigError
 from rsnb.evaluate import evaluate, evaluate_keywords, format_table, make_val_fn
 from rsnb.models import registry
+from rsnb.schema import rename_error, validate_config
 from rsnb.train import TrainConfig, seed_everything, train
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+#: the presets (package data: found the same way in a checkout and in an installed wheel)
+PRESETS = resources.files("rsnb") / "configs"
 
 DEFAULTS: dict = {
     "name": "run",
@@ -69,6 +73,9 @@ DEFAULTS: dict = {
         "val_fraction": 0.1,
         "max_images": None,
         "seed": 0,
+        "captions_per_image": 5,  # or "any"
+        "allow_outside_paths": False,  # image paths may leave the dataset folder (absolute, ..)
+        "check_images": True,  # open and decode every image before training (cached)
     },
     "model": {"name": "amfmn", "preset": "paper"},
     "train": {"ddp_find_unused": False},  # AMFMN uses every trainable parameter
@@ -109,15 +116,18 @@ def _shrink(base: dict, quick: dict) -> dict:
 
 def _set_dotted(cfg: dict, assignment: str) -> None:
     if "=" not in assignment:
-        raise ValueError(f"override {assignment!r} must look like section.key=value (e.g. train.epochs=3)")
+        raise ConfigError(f"override {assignment!r} must look like section.key=value (e.g. train.epochs=3)")
     key, raw = assignment.split("=", 1)
     node = cfg
     parts = key.strip().split(".")
     for p in parts[:-1]:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
-            raise ValueError(f"override {assignment!r}: {p!r} is not a section")
-    value = yaml.safe_load(raw)
+            raise ConfigError(f"override {assignment!r}: {p!r} is not a section")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {assignment!r}: not a YAML value ({e})".replace("\n", " ")) from None
     if isinstance(value, str):  # YAML 1.1 reads "2e-4" as a string; users mean a number
         for cast in (int, float):
             try:
@@ -128,35 +138,70 @@ def _set_dotted(cfg: dict, assignment: str) -> None:
     node[parts[-1]] = value
 
 
+def preset_names() -> list[str]:
+    """Names of the shipped presets (``demo``, ``synthetic``, ``rsitmd`` ...)."""
+    return sorted(p.name[:-5] for p in PRESETS.iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_yaml(path) -> tuple[str, str]:
+    """``(text, shown name)`` of a config file path or preset name."""
+    p = Path(path)
+    if p.is_file():
+        return p.read_text(encoding="utf-8"), str(p)
+    preset = PRESETS / f"{path}.yaml"
+    if preset.is_file():
+        return preset.read_text(encoding="utf-8"), f"preset {path}"
+    raise ConfigError(f"config {path}: no such file or preset (presets: {', '.join(preset_names())})")
+
+
+def check_config(cfg: dict) -> dict:
+    """Validate a resolved config in place (:func:`rsnb.schema.validate_config` plus the model's choices)."""
+    validate_config(cfg, DEFAULTS)
+    try:
+        model_config(cfg, vocab_size=2)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        if str(e).startswith("ablation must be one of"):  # the model's presets
+            raise ConfigError(f"model.preset: {e} (or paper, official)") from None
+        raise rename_error(e, {r"\w+Config": "model"}) from None
+    return cfg
+
+
 def load_config(path: str | Path | None = None, overrides=(), quick: bool | None = None) -> dict:
-    """Read a YAML config (a path or a preset name in ``configs/``), apply quick mode and overrides.
+    """Read a YAML config (a path or a preset name), apply quick mode and overrides, validate.
 
     Args:
-        path: ``configs/synthetic.yaml``, ``"synthetic"`` (a preset name) or None (defaults).
+        path: ``my.yaml``, ``"synthetic"`` (a preset name, see :func:`preset_names`) or None (defaults).
         overrides: ``"section.key=value"`` strings, values parsed as YAML.
         quick: shrink sizes to :data:`QUICK_OVERRIDES` (never enlarging any); default
             ``rsnb.config.is_quick()``.
 
     Returns:
         The resolved config dict.
+
+    Raises:
+        ConfigError: missing or malformed file, unknown section or key, wrong type or range (named).
     """
     cfg = copy.deepcopy(DEFAULTS)
     if path is not None:
-        p = Path(path)
-        if not p.exists() and (CONFIG_DIR / f"{path}.yaml").exists():
-            p = CONFIG_DIR / f"{path}.yaml"
-        if not p.exists():
-            raise FileNotFoundError(f"config {path}: no such file (presets: {sorted(x.stem for x in CONFIG_DIR.glob('*.yaml'))})")
+        text, shown = _read_yaml(path)
         try:
-            loaded = yaml.safe_load(p.read_text()) or {}
+            loaded = yaml.safe_load(text) or {}
         except yaml.YAMLError as e:
-            raise ValueError(f"{p}: malformed YAML ({e})".replace("\n", " ")) from None
+            raise ConfigError(f"{shown}: malformed YAML ({e})".replace("\n", " ")) from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{shown}: expected a mapping of sections, got {type(loaded).__name__}")
         cfg = _merge(cfg, loaded)
+        try:  # name the file when its own sections or keys are wrong
+            check_config(resolve_protocol(copy.deepcopy(cfg)))
+        except ConfigError as e:
+            raise ConfigError(f"{shown}: {e}") from None
     if is_quick() if quick is None else quick:
         cfg = _shrink(cfg, QUICK_OVERRIDES)
     for o in overrides:
         _set_dotted(cfg, o)
-    return resolve_protocol(cfg)
+    return check_config(resolve_protocol(cfg))
 
 
 def resolve_protocol(cfg: dict) -> dict:

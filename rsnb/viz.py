@@ -288,16 +288,23 @@ def plot_similarity_groups(groups: Mapping[str, Mapping[str, Sequence[float]]], 
 
 
 def plot_matrix(matrix, labels: Sequence[str], title: str = "", cmap: str = "viridis", colorbar_label: str = ""):
-    """Square heatmap with ``labels`` on both axes (e.g. class-to-class similarity); returns the Figure."""
+    """Square heatmap with ``labels`` on both axes (e.g. class-to-class similarity); returns the Figure.
+
+    Drawn with seaborn: square cells with thin separators, values written in the cells when the matrix
+    is small enough to read them (up to 12 x 12).
+    """
+    import seaborn as sns
+
     matrix = np.asarray(matrix, dtype=float)
     n = len(labels)
     side = min(max(4.0, 0.32 * n + 2.0), 13.0)
     fig, ax = plt.subplots(figsize=(side + 1.0, side))
-    im = ax.imshow(matrix, cmap=cmap)
-    ax.set_xticks(range(n), labels, rotation=90, fontsize=8)
-    ax.set_yticks(range(n), labels, fontsize=8)
+    sns.heatmap(matrix, ax=ax, cmap=cmap, square=True, linewidths=0.3, linecolor="white",
+                annot=n <= 12, fmt=".2f", annot_kws={"fontsize": 7},
+                xticklabels=list(labels), yticklabels=list(labels), cbar_kws={"label": colorbar_label, "shrink": 0.8})
+    ax.tick_params(axis="x", labelrotation=90, labelsize=8)
+    ax.tick_params(axis="y", labelrotation=0, labelsize=8)
     ax.set_title(title)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=colorbar_label)
     fig.tight_layout()
     return fig
 
@@ -540,16 +547,21 @@ def plot_embedding_2d(points: Mapping[str, np.ndarray], classes: Mapping[str, Se
 
 def plot_confusion(matrix, labels: Sequence[str], title: str = "", xlabel: str = "retrieved",
                    ylabel: str = "query", ax=None):
-    """Row-normalised confusion matrix as a heat map with the labels on both axes; return the Figure."""
+    """Row-normalised confusion matrix as a seaborn heat map, fractions written in the non-zero cells; return the Figure."""
+    import seaborn as sns
+
+    matrix = np.asarray(matrix, dtype=float)
     if ax is None:
         _, ax = plt.subplots(figsize=(0.42 * len(labels) + 2.2, 0.38 * len(labels) + 1.6))
-    im = ax.imshow(np.asarray(matrix), cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
-    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    text = np.where(matrix > 0, np.char.mod("%.2f", matrix), "")  # empty cells stay blank
+    sns.heatmap(matrix, ax=ax, cmap="Blues", vmin=0, vmax=1, square=True, linewidths=0.3, linecolor="0.9",
+                annot=text if len(labels) <= 15 else False, fmt="", annot_kws={"fontsize": 6},
+                xticklabels=list(labels), yticklabels=list(labels), cbar_kws={"shrink": 0.8})
+    ax.set_xticklabels(ax.get_xticklabels(), rotation=60, ha="right", fontsize=7)
+    ax.tick_params(axis="y", labelrotation=0, labelsize=7)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
-    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     ax.figure.tight_layout()
     return ax.figure
 

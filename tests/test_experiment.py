@@ -11,6 +11,7 @@ from _released import coordinate_array, is_unrotated_crop, rebuild_released_rsit
 from rsnb import experiment as ex
 from rsnb.cli import chance_metrics, main
 from rsnb.data.corpus import Corpus, ImageRecord
+from rsnb.errors import ConfigError
 from rsnb.models.amfmn import AMFMN
 
 
@@ -51,7 +52,7 @@ def test_load_config_overrides_and_errors(tmp_path):
     assert small["train"]["epochs"] == 1  # larger than the quick value: shrunk
     with pytest.raises(ValueError, match="section.key=value"):
         ex.load_config(None, ["train.epochs"], quick=False)
-    with pytest.raises(FileNotFoundError, match="presets"):
+    with pytest.raises(ConfigError, match="presets"):
         ex.load_config("no_such_preset", quick=False)
     bad = tmp_path / "bad.yaml"
     bad.write_text("train: [1, 2\n")
@@ -60,10 +61,10 @@ def test_load_config_overrides_and_errors(tmp_path):
 
 
 def test_every_preset_builds_a_model_config():
-    for p in sorted(ex.CONFIG_DIR.glob("*.yaml")):
+    for p in ex.preset_names():
         cfg = ex.load_config(p, quick=False)
         mcfg = ex.model_config(cfg, vocab_size=50)
-        assert mcfg.image_size == cfg["image_size"] and mcfg.vocab_size == 50, p.name
+        assert mcfg.image_size == cfg["image_size"] and mcfg.vocab_size == 50, p
 
 
 def test_official_preset_resolves_the_released_protocol(tmp_path):

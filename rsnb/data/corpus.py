@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from rsnb.errors import RsnbError
 
-class DataFormatError(ValueError):
+
+class DataFormatError(RsnbError, ValueError):
     """A dataset file is malformed; the message names the file and line/index."""
 
 

@@ -884,8 +884,8 @@ def generate(out_dir, n_images: int, size: int = 256, seed: int = 0, splits=(0.8
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    """CLI: ``python -m rsnb synth --out DIR --images N --size S --seed K [--workers W]``."""
+def build_parser() -> argparse.ArgumentParser:
+    """Parser of ``rsnb synth`` (every option has a help text)."""
     p = argparse.ArgumentParser(prog="rsnb synth", description="Write a synthetic aerial image-caption dataset.")
     p.add_argument("--out", required=True, help="output folder (dataset.json + images/)")
     p.add_argument("--images", type=int, default=1000, help="number of images (default 1000)")
@@ -894,6 +894,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     p.add_argument("--splits", default="0.8,0.1,0.1", help="train,val,test fractions (default 0.8,0.1,0.1)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: ``python -m rsnb synth --out DIR --images N --size S --seed K [--workers W]``."""
+    p = build_parser()
     a = p.parse_args(argv)
     try:
         splits = tuple(float(v) for v in a.splits.split(","))
