@@ -370,7 +370,7 @@ def encode_queries(model, vocab, queries, device=None) -> dict[str, torch.Tensor
 # ----------------------------------------------------------------------------------------------
 # runs shared by notebooks 04 and 05
 
-#: quick-mode additions to ``configs/synthetic.yaml``: 300 images generated, 48 in the run (37 train, 7 val)
+#: quick-mode additions to ``rsnb/configs/synthetic.yaml``: 300 images generated, 48 in the run (37 train, 7 val)
 QUICK_RUN_OVERRIDES = ("model.pretrained=false", "train.num_workers=0", "train.epochs=2",
                        "data.synthetic.images=300", "data.max_images=48")
 

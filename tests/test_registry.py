@@ -22,7 +22,10 @@ def test_builders_resolve_and_unknown_names_fail_clearly():
 
 
 def test_model_section_unknown_key_is_one_clear_error():
-    cfg = ex.load_config("synthetic", ["model.vgaa=soft"], quick=True)
+    with pytest.raises(ValueError, match=r"unknown key 'model.vgaa' \(did you mean 'vga'\?\)"):
+        ex.load_config("synthetic", ["model.vgaa=soft"], quick=True)  # rsnb.schema, before any model is built
+    cfg = ex.load_config("synthetic", quick=True)
+    cfg["model"]["vgaa"] = "soft"  # a dict edited in code still meets the builder's own check
     with pytest.raises(ValueError, match=r"model \(amfmn\): unknown keys \['vgaa'\]"):
         ex.model_config(cfg, 30)
     cfg = ex.load_config("synthetic", ["model.preset=m1"], quick=True)

@@ -30,7 +30,7 @@ from rsnb.schema import check_value
     ("data.synthetic=3", r"^data.synthetic: expected a mapping of keys \(images, size, seed\), got 3$"),
     ("train.amp=half", r"^train.amp = 'half'; expected one of"),
     ("model.vga=sof", r"^model.vga must be one of \('soft', 'fusion', 'sim'\), got 'sof'$"),
-    ("model.preset=m10", r"^model.preset: 'm10' is not a preset; choose paper, official or one of m1"),
+    ("model.preset=m10", r"^model.preset: ablation must be one of \['m1'.*got 'm10' \(or paper, official\)$"),
     ("model.name=clip", r"^model.name: 'clip' is not a model"),
     ("train=3", r"^train: expected a section"),
     ("train.epochs", r"must look like section.key=value"),
