@@ -7,6 +7,8 @@ Examples::
     python -m rsnb train --config my_settings.yaml --out runs/s train.epochs=3 model.preset=m1
     python -m rsnb evaluate --run runs/rsitmd --split test
     python -m rsnb config demo train.epochs=3          # print the resolved, validated config
+    python -m rsnb train --config rsitmd --data /data/rsitmd_precomp --out runs/rsitmd5 --kfold 5
+    python -m rsnb evaluate --run runs/rsitmd5     # mean ± std over the 5 folds
     python -m rsnb demo --out runs/demo
 
 Expected errors (bad data, config, checkpoint or run folder: :class:`rsnb.errors.RsnbError`, missing
@@ -35,6 +37,16 @@ def _train(a) -> int:
     if a.image_dir:
         cfg["data"]["image_dir"] = a.image_dir
     out = Path(a.out or f"runs/{cfg['name']}")
+    if a.kfold:
+        from rsnb import kfold
+
+        folds = kfold.train_kfold(cfg, out, a.kfold, resume=a.resume, device=a.device)
+        if int(os.environ.get("RANK", "0")) == 0:
+            for r in folds:
+                best = max((h.get("val_mR", -1) for h in r["history"]), default=-1)
+                state = "already trained" if r["skipped"] else f"trained {len(r['history'])} epochs"
+                print(f"fold {r['fold']}: {state} -> {r['run_dir']} (best val mR {best:.2f})")
+        return 0
     res = ex.train_run(cfg, out, resume=a.resume, device=a.device)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
@@ -45,7 +57,14 @@ def _train(a) -> int:
 
 def _evaluate(a) -> int:
     from rsnb import experiment as ex
+    from rsnb import kfold
 
+    if kfold.is_kfold_run(a.run):
+        res = kfold.evaluate_kfold(a.run, data=a.data, split=a.split, device=a.device, tag=a.tag)
+        print(kfold.format_kfold(res, Path(a.run).name))
+        print(f"({res['k']} folds, {res['folds'][0]['n_images']} images, {res['folds'][0]['n_captions']} captions "
+              f"each; written to {a.run}/metrics_{a.split}.json)")
+        return 0
     metrics = ex.evaluate_run(a.run, data=a.data, split=a.split, device=a.device, tag=a.tag)
     print(ex.print_metrics(metrics, Path(a.run).name))
     print(f"({metrics['n_images']} images, {metrics['n_captions']} captions; written to {a.run}/metrics_{a.split}.json)")
@@ -132,14 +151,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", help="dataset json / folder (overrides data.path; default: synthetic data)")
     t.add_argument("--image-dir", help="folder of the images when not beside the json (overrides data.image_dir)")
     t.add_argument("--out", help="run folder (default runs/<config name>)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint (k-fold: finished folds are skipped)")
+    t.add_argument("--kfold", type=int, metavar="K",
+                   help="the paper's k-fold protocol: one run per validation fold in <out>/fold_0 .. fold_K-1")
     t.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     t.add_argument("--device", default="auto", help=_DEVICE_HELP)
     t.add_argument("overrides", nargs="*", help=_OVERRIDES_HELP)
     t.set_defaults(fn=_train)
 
     e = sub.add_parser("evaluate", help="evaluate a run folder on a split (R@K table + metrics_<split>.json)")
-    e.add_argument("--run", required=True, help="run folder written by `rsnb train`")
+    e.add_argument("--run", required=True, help="run folder written by `rsnb train` (a k-fold folder: per-fold rows and mean ± std)")
     e.add_argument("--data", help="dataset path (default: the run's own)")
     e.add_argument("--split", default="test", choices=("train", "val", "test"), help="split to evaluate (default test)")
     e.add_argument("--tag", default="best", choices=("best", "last"),

@@ -50,7 +50,7 @@ from rsnb.data.dataset import CaptionDataset, ImageDataset, TextDataset, collate
 from rsnb.data.formats import load_corpus
 from rsnb.data.vocab import Vocab
 from rsnb.errors import ConfigError
-from rsnb.evaluate import evaluate, evaluate_keywords, format_table, make_val_fn
+from rsnb.evaluate import evaluate, evaluate_keywords, format_table, kfold_splits, make_val_fn
 from rsnb.models import registry
 from rsnb.schema import rename_error, validate_config
 from rsnb.train import TrainConfig, seed_everything, train
@@ -71,6 +71,8 @@ DEFAULTS: dict = {
         "stopwords": None,  # keep | unk | delete; None: unk for model.preset official, else keep
         "augment": None,  # paper | official | none; None: official for model.preset official, else paper
         "val_fraction": 0.1,
+        "kfold": None,  # K: train on fold data.fold of K disjoint train+val folds (rsnb.kfold, --kfold K)
+        "fold": None,  # 0 .. K-1
         "max_images": None,
         "seed": 0,
         "captions_per_image": 5,  # or "any"
@@ -255,7 +257,23 @@ def prepare_corpus(cfg: dict, progress: bool = True) -> Corpus:
         corpus = load_corpus(folder / "dataset.json")
     if d.get("max_images"):
         corpus = _subsample(corpus, int(d["max_images"]), int(d.get("seed", 0)))
+    if d.get("kfold"):
+        return apply_fold(corpus, int(d["kfold"]), int(d.get("fold") or 0), int(d.get("seed", 0)))
     return ensure_val_split(corpus, float(d.get("val_fraction", 0.1)), int(d.get("seed", 0)))
+
+
+def apply_fold(corpus: Corpus, k: int, fold: int, seed: int = 0) -> Corpus:
+    """Fold ``fold`` of the k-fold protocol: the train and val images together are cut into ``k``
+    fixed, disjoint parts (:func:`rsnb.evaluate.kfold_splits`); part ``fold`` becomes ``val`` and
+    the rest ``train``. The test split is never touched."""
+    if not 0 <= fold < k:
+        raise ConfigError(f"data.fold={fold}: must be in 0..{k - 1} for data.kfold={k}")
+    pool = [i for i, r in enumerate(corpus.images) if r.split in ("train", "val")]
+    _, val_idx = kfold_splits(len(pool), k, seed)[fold]
+    val = {pool[j] for j in val_idx.tolist()}
+    images = [replace(r, split="val" if i in val else "train") if r.split in ("train", "val") else r
+              for i, r in enumerate(corpus.images)]
+    return replace(corpus, images=images)
 
 
 def _subsample(corpus: Corpus, n: int, seed: int) -> Corpus:

@@ -25,7 +25,8 @@ from rsnb.errors import ConfigError
 #: type of keys whose default is None or that take more than one type (others: the type of their default)
 TYPES = {"data.path": str | None, "data.image_dir": str | None, "data.cache_dir": str | None,
          "data.max_images": int | None, "data.captions_per_image": int | str, "data.vocab": str | None,
-         "data.stopwords": str | None, "data.augment": str | None}
+         "data.stopwords": str | None, "data.augment": str | None, "data.kfold": int | None,
+         "data.fold": int | None}
 
 _GE1 = (lambda v: v >= 1, "must be >= 1")
 _GE0 = (lambda v: v >= 0, "must be >= 0")
@@ -37,6 +38,10 @@ RANGES = {
     "data.min_count": _GE1,
     "data.val_fraction": (lambda v: 0 < v < 1, "must be between 0 and 1 (exclusive)"),
     "data.max_images": _GE1,
+    "data.stopwords": (lambda v: v in ("keep", "unk", "delete"), "must be keep, unk or delete"),
+    "data.augment": (lambda v: v in ("paper", "official", "none"), "must be paper, official or none"),
+    "data.kfold": (lambda v: v >= 2, "must be >= 2 (folds)"),
+    "data.fold": _GE0,
     "data.synthetic.images": (lambda v: v >= 10, "must be >= 10"),
     "data.synthetic.size": (lambda v: v >= 32, "must be >= 32"),
     "data.captions_per_image": (lambda v: v == "any" or (isinstance(v, int) and v >= 1),
