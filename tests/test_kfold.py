@@ -87,7 +87,7 @@ def test_kfold_errors(tmp_path):
         kfold.train_kfold(ex.load_config("synthetic", quick=True), tmp_path / "k1", 1)
     (tmp_path / "k3").mkdir()
     (tmp_path / "k3" / "kfold.json").write_text(json.dumps({"k": 3, "folds": ["fold_0", "fold_1", "fold_2"]}))
-    with pytest.raises(ValueError, match="k=3, not 2"):
+    with pytest.raises(RunFolderError, match="k=3, not 2"):
         kfold.train_kfold(ex.load_config("synthetic", quick=True), tmp_path / "k3", 2, resume=True)
     with pytest.raises(RunFolderError, match="fold_0: fold not trained yet"):
         kfold.evaluate_kfold(tmp_path / "k3")
