@@ -1,4 +1,4 @@
-"""Command line: ``python -m rsnb {synth,train,evaluate,demo,config,index,search}``.
+"""Command line: ``python -m rsnb {synth,train,evaluate,demo,config,index,search,audit}``.
 
 Examples::
 
@@ -10,6 +10,7 @@ Examples::
     python -m rsnb train --config rsitmd --data /data/rsitmd_precomp --out runs/rsitmd5 --kfold 5
     python -m rsnb evaluate --run runs/rsitmd5     # mean ± std over the 5 folds
     python -m rsnb demo --out runs/demo
+    python -m rsnb audit --data /data/rsitmd --against /data/rsicd --out audit/rsitmd
 
 Expected errors (bad data, config, checkpoint or run folder: :class:`rsnb.errors.RsnbError`, missing
 files) print one ``rsnb: error: ...`` line and exit with status 2; ``--debug`` or ``RSNB_DEBUG=1``
@@ -180,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("preset", help="preset name or YAML file")
     c.add_argument("overrides", nargs="*", help=_OVERRIDES_HELP)
     c.set_defaults(fn=_config)
+
+    from rsnb.audit.cli import add_parser as add_audit_parser  # `rsnb audit`: rsnb/audit/cli.py
+
+    add_audit_parser(sub)
     return p
 
 

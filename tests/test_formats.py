@@ -237,8 +237,10 @@ def test_json_blank_captions(tmp_path):
     assert c.images[0].captions == ["x y", "z", "w"]
     with pytest.raises(DataFormatError, match=r"images\[0\] \(a\.tif\): sentences\[1\] is blank"):
         read_karpathy_json(f, blank="error")
+    kept = read_karpathy_json(f, blank="keep")  # the audit sees blanks in place, without a warning
+    assert kept.images[0].captions == ["x y", "", "z", "", "w"]
     with pytest.raises(ValueError, match="blank must be"):
-        read_karpathy_json(f, blank="keep")
+        read_karpathy_json(f, blank="drop")
 
 
 def test_load_corpus_dispatch_errors(tmp_path):

@@ -73,8 +73,8 @@ def _warn_blank(path: Path, count: int, where: str) -> None:
 
 
 def _check_policy(blank: str) -> None:
-    if blank not in ("skip", "error"):
-        raise ValueError(f"blank must be 'skip' or 'error', got {blank!r}")
+    if blank not in ("skip", "error", "keep"):
+        raise ValueError(f"blank must be 'skip', 'error' or 'keep', got {blank!r}")
 
 
 def _apply_ucm_classes(records: list[ImageRecord], name: str) -> None:
@@ -115,7 +115,8 @@ def read_karpathy_json(
         name: corpus name; default the json's ``dataset`` field, else the folder name.
         captions_per_image: required number of captions per image (before blank ones are
             removed); ``None`` accepts any number >= 1.
-        blank: ``"skip"`` blank captions (one :class:`DataWarning` for the file) or ``"error"``.
+        blank: ``"skip"`` blank captions (one :class:`DataWarning` for the file), ``"error"``, or
+            ``"keep"`` them as ``""`` in place, silently (for :mod:`rsnb.audit`).
 
     Returns:
         The corpus, in file order. ``ImageRecord.meta`` holds the synthetic ground truth
@@ -164,7 +165,7 @@ def read_karpathy_json(
             else:
                 raise DataFormatError(f"{where}: sentences[{k}] has no 'raw' or 'tokens' key")
             text = str(text).strip()
-            if not text:
+            if not text and blank != "keep":
                 if blank == "error":
                     raise DataFormatError(f"{where}: sentences[{k}] is blank")
                 blanks.append(f"images[{i}].sentences[{k}]")
@@ -241,7 +242,7 @@ def _precomp_split(
         captions = []
         for k in range(i * cpi, (i + 1) * cpi):
             text = caps[k].strip()
-            if not text:
+            if not text and blank != "keep":
                 if blank == "error":
                     raise DataFormatError(f"{caps_file}:{k + 1}: blank caption (image {fname})")
                 blanks.append(k + 1)
@@ -275,7 +276,7 @@ def read_precomp(
             ``train_*.txt`` (the test split is unchanged).
         captions_per_image: caption lines per image (5 in all AMFMN files).
         blank: ``"skip"`` blank caption lines (one :class:`DataWarning` per file, naming the
-            lines; that image then has fewer captions) or ``"error"``.
+            lines; that image then has fewer captions), ``"error"``, or ``"keep"`` them as ``""``.
 
     Returns:
         The corpus, splits in train/val/test order.
