@@ -278,9 +278,18 @@ def _image_loader(corpus_split, batch_size, num_workers, **dataset_kw):
                       num_workers=num_workers, collate_fn=ds.collate)
 
 
+def text_inputs(model) -> tuple[str, ...]:
+    """What a model's text side reads: ``("sentence",)``, ``("keywords",)`` or both (default sentence)."""
+    return tuple(getattr(_unwrap(model), "text_inputs", ("sentence",)))
+
+
 def evaluate(model, corpus_split, vocab, *, device="auto", batch_size: int = 64, num_workers: int = 0,
-             return_sims: bool = False, use_keywords: bool = True, **dataset_kw):
+             return_sims: bool = False, use_keywords: bool = True, keyword_rules=None, **dataset_kw):
     """Evaluate a model on one corpus split with the package's eval datasets.
+
+    A keyword-only model (``text_inputs == ("keywords",)``: ablations m2, m4, m7) is evaluated with
+    one keyword query per image (:func:`evaluate_keywords`, paper Table III): its text side never
+    sees the captions, so five caption queries of an image would be five copies of one query.
 
     Args:
         model: a RetrievalModel.
@@ -289,6 +298,7 @@ def evaluate(model, corpus_split, vocab, *, device="auto", batch_size: int = 64,
         device, batch_size, num_workers: loader and device settings.
         return_sims: also return the (N_images, N_captions) score matrix.
         use_keywords: feed each caption's image keywords to the text encoder (sentence + keywords).
+        keyword_rules: the paper's keyword input rules (:class:`rsnb.data.keywords.KeywordRules`).
         **dataset_kw: passed to ``ImageDataset`` (``image_size``, ``cache_images``).
 
     Returns:
@@ -296,19 +306,25 @@ def evaluate(model, corpus_split, vocab, *, device="auto", batch_size: int = 64,
     """
     from rsnb.data import dataset as ds
 
+    if text_inputs(model) == ("keywords",):
+        if return_sims:
+            raise ValueError("evaluate: return_sims is not available for keyword-only models (one query per image)")
+        return evaluate_keywords(model, corpus_split, vocab, device=device, batch_size=batch_size,
+                                 num_workers=num_workers, keyword_rules=keyword_rules, **dataset_kw)
     il = _image_loader(corpus_split, batch_size, num_workers, **dataset_kw)
-    tl = DataLoader(ds.TextDataset(corpus_split, vocab), batch_size=batch_size, num_workers=num_workers,
-                    collate_fn=ds.collate)
+    tl = DataLoader(ds.TextDataset(corpus_split, vocab, keyword_rules), batch_size=batch_size,
+                    num_workers=num_workers, collate_fn=ds.collate)
     return evaluate_loaders(model, il, tl, corpus_split.caption_to_image, device,
                             use_keywords=use_keywords, return_sims=return_sims)
 
 
 def evaluate_keywords(model, corpus_split, vocab, *, device="auto", batch_size: int = 64, num_workers: int = 0,
-                      **dataset_kw) -> dict[str, float]:
+                      keyword_rules=None, **dataset_kw) -> dict[str, float]:
     """Keyword queries on a corpus split (paper Table III): one query per image, made of its keywords.
 
     Each query's ``tokens`` are the image's keyword phrases concatenated (``-`` dropped) and its
-    ``keywords`` the phrases themselves; see :func:`keyword_query_metrics`.
+    ``keywords`` the phrases themselves; see :func:`keyword_query_metrics`. With
+    ``keyword_rules.from_sentence``, an image without keywords gets those filtered from its captions.
 
     Raises:
         ValueError: an image has no keyword (names the image index and file).
@@ -317,7 +333,9 @@ def evaluate_keywords(model, corpus_split, vocab, *, device="auto", batch_size: 
 
     items = []
     for i, rec in enumerate(corpus_split.images):
-        phrases = [torch.tensor(p, dtype=torch.long) for p in map(vocab.encode_keyword, rec.keywords) if p]
+        phrases = ds.encode_phrases(vocab, rec.keywords)
+        if not phrases and keyword_rules is not None and keyword_rules.from_sentence:
+            phrases = ds.encode_phrases(vocab, keyword_rules.keywords_of(rec.captions))
         if not phrases:
             raise ValueError(f"evaluate_keywords: image {i} ({rec.filename}) has no keywords")
         items.append({"tokens": torch.cat(phrases), "image_id": i, "caption_id": i, "keywords": phrases})

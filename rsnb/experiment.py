@@ -48,9 +48,11 @@ from rsnb.config import cache_dir, is_quick
 from rsnb.data.corpus import Corpus
 from rsnb.data.dataset import CaptionDataset, ImageDataset, TextDataset, collate
 from rsnb.data.formats import load_corpus
+from rsnb.data.keywords import KeywordRules
 from rsnb.data.vocab import Vocab
 from rsnb.errors import ConfigError
-from rsnb.evaluate import evaluate, evaluate_keywords, format_table, kfold_splits, make_val_fn
+from rsnb.evaluate import evaluate, evaluate_keywords, format_table, make_val_fn, text_inputs
+from rsnb.kfold import apply_fold
 from rsnb.models import registry
 from rsnb.schema import rename_error, validate_config
 from rsnb.train import TrainConfig, seed_everything, train
@@ -71,6 +73,8 @@ DEFAULTS: dict = {
         "stopwords": None,  # keep | unk | delete; None: unk for model.preset official, else keep
         "augment": None,  # paper | official | none; None: official for model.preset official, else paper
         "val_fraction": 0.1,
+        "keywords_from_sentence": True,  # paper: images without keywords get them filtered from the caption
+        "keyword_word_share": 0.05,  # paper: joint models drop words found in >= 5 % of training keyword phrases
         "kfold": None,  # K: train on fold data.fold of K disjoint train+val folds (rsnb.kfold, --kfold K)
         "fold": None,  # 0 .. K-1
         "max_images": None,
@@ -262,20 +266,6 @@ def prepare_corpus(cfg: dict, progress: bool = True) -> Corpus:
     return ensure_val_split(corpus, float(d.get("val_fraction", 0.1)), int(d.get("seed", 0)))
 
 
-def apply_fold(corpus: Corpus, k: int, fold: int, seed: int = 0) -> Corpus:
-    """Fold ``fold`` of the k-fold protocol: the train and val images together are cut into ``k``
-    fixed, disjoint parts (:func:`rsnb.evaluate.kfold_splits`); part ``fold`` becomes ``val`` and
-    the rest ``train``. The test split is never touched."""
-    if not 0 <= fold < k:
-        raise ConfigError(f"data.fold={fold}: must be in 0..{k - 1} for data.kfold={k}")
-    pool = [i for i, r in enumerate(corpus.images) if r.split in ("train", "val")]
-    _, val_idx = kfold_splits(len(pool), k, seed)[fold]
-    val = {pool[j] for j in val_idx.tolist()}
-    images = [replace(r, split="val" if i in val else "train") if r.split in ("train", "val") else r
-              for i, r in enumerate(corpus.images)]
-    return replace(corpus, images=images)
-
-
 def _subsample(corpus: Corpus, n: int, seed: int) -> Corpus:
     """Keep about ``n`` images, the same fraction from every split (quick mode)."""
     if len(corpus) <= n:
@@ -303,10 +293,24 @@ def build_vocab(train_split: Corpus, cfg: dict) -> Vocab:
     return registry.build_vocab(train_split, resolve_protocol(cfg))
 
 
-def train_dataset(cfg: dict, train_split: Corpus, tokenizer) -> CaptionDataset:
-    """The training samples of a run: one per caption, ``data.augment`` applied."""
+def train_dataset(cfg: dict, train_split: Corpus, tokenizer, rules: KeywordRules | None = None) -> CaptionDataset:
+    """The training samples of a run: one per caption, ``data.augment`` and keyword ``rules`` applied."""
     return CaptionDataset(train_split, tokenizer, image_size=int(cfg["image_size"]),
-                          augment=resolve_protocol(cfg)["data"]["augment"])
+                          augment=resolve_protocol(cfg)["data"]["augment"], keyword_rules=rules)
+
+
+def keyword_rules(cfg: dict, train_split: Corpus, model) -> KeywordRules | None:
+    """The paper's keyword input rules for a model that reads keywords (None for the others, or when
+    ``data.keywords_from_sentence`` and ``data.keyword_word_share`` turn both off); see
+    :mod:`rsnb.data.keywords`. Keys missing from an older run's config count as off."""
+    inputs = text_inputs(model)
+    if "keywords" not in inputs:
+        return None
+    d = cfg["data"]
+    rules = KeywordRules.from_training([k for r in train_split.images for k in r.keywords],
+                                       from_sentence=bool(d.get("keywords_from_sentence", False)),
+                                       word_share=d.get("keyword_word_share"), joint=len(inputs) > 1)
+    return rules if rules.active else None
 
 
 # ------------------------------------------------------------------------------ model
@@ -361,11 +365,16 @@ def train_run(cfg: dict, out_dir: str | Path, resume: bool = False, device="auto
     (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     _write_model_json(out, builder.name, mcfg)
     size = int(cfg["image_size"])
-    data = train_dataset(cfg, train_split, tok)
+    rules = keyword_rules(cfg, train_split, model)
+    data = train_dataset(cfg, train_split, tok, rules)
     bs = int(cfg["eval"]["batch_size"])
-    il = torch.utils.data.DataLoader(ImageDataset(val_split, image_size=size), batch_size=bs, collate_fn=collate)
-    tl = torch.utils.data.DataLoader(TextDataset(val_split, tok), batch_size=bs, collate_fn=collate)
-    val_fn = make_val_fn(il, tl, val_split.caption_to_image, device)
+    if text_inputs(model) == ("keywords",):  # one keyword query per image (paper Table III)
+        def val_fn(m):
+            return evaluate(m, val_split, tok, device=device, batch_size=bs, image_size=size, keyword_rules=rules)
+    else:
+        il = torch.utils.data.DataLoader(ImageDataset(val_split, image_size=size), batch_size=bs, collate_fn=collate)
+        tl = torch.utils.data.DataLoader(TextDataset(val_split, tok, rules), batch_size=bs, collate_fn=collate)
+        val_fn = make_val_fn(il, tl, val_split.caption_to_image, device)
     history = train(tcfg, model, data, val_fn, device=device, out_dir=out, resume=resume,
                     batch_hook=builder.batch_hook(mcfg, train_split), collate_fn=collate)
     return {"run_dir": out, "history": history, "model": model, "vocab": tok, "corpus": corpus}
@@ -412,13 +421,16 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str
     model, vocab, cfg = load_run(run_dir, tag)
     if data is not None:
         cfg["data"]["path"] = str(data)
-    corpus = prepare_corpus(cfg, progress=False).split(split)
+    full = prepare_corpus(cfg, progress=False)
+    corpus = full.split(split)
     if len(corpus) == 0:
         raise ValueError(f"split {split!r} is empty in the dataset of {run_dir}")
     size = int(cfg["image_size"])
-    metrics = evaluate(model, corpus, vocab, device=device, batch_size=int(cfg["eval"]["batch_size"]), image_size=size)
+    rules = keyword_rules(cfg, full.split("train"), model)
+    metrics = evaluate(model, corpus, vocab, device=device, batch_size=int(cfg["eval"]["batch_size"]), image_size=size,
+                       keyword_rules=rules)
     if cfg["eval"].get("keywords") and any(r.keywords for r in corpus.images):
-        kw = evaluate_keywords(model, corpus, vocab, device=device, image_size=size)
+        kw = evaluate_keywords(model, corpus, vocab, device=device, image_size=size, keyword_rules=rules)
         metrics.update({f"keywords_{k}": v for k, v in kw.items()})
     metrics["n_images"], metrics["n_captions"] = len(corpus), len(corpus.captions)
     Path(run_dir, f"metrics_{split}.json").write_text(json.dumps(metrics, indent=2))

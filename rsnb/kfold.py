@@ -19,13 +19,29 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from rsnb import checkpoint as ckpt
+from rsnb.data.corpus import Corpus
 from rsnb.errors import ConfigError, RunFolderError
-from rsnb.evaluate import format_table, summarise_folds
+from rsnb.evaluate import format_table, kfold_splits, summarise_folds
 
 KFOLD_FILE = "kfold.json"
+
+
+def apply_fold(corpus: Corpus, k: int, fold: int, seed: int = 0) -> Corpus:
+    """Fold ``fold`` of the k-fold protocol: the train and val images together are cut into ``k``
+    fixed, disjoint parts (:func:`rsnb.evaluate.kfold_splits`); part ``fold`` becomes ``val`` and
+    the rest ``train``. The test split is never touched."""
+    if not 0 <= fold < k:
+        raise ConfigError(f"data.fold={fold}: must be in 0..{k - 1} for data.kfold={k}")
+    pool = [i for i, r in enumerate(corpus.images) if r.split in ("train", "val")]
+    _, val_idx = kfold_splits(len(pool), k, seed)[fold]
+    val = {pool[j] for j in val_idx.tolist()}
+    images = [replace(r, split="val" if i in val else "train") if r.split in ("train", "val") else r
+              for i, r in enumerate(corpus.images)]
+    return replace(corpus, images=images)
 
 
 def fold_dir(run_dir: str | Path, fold: int) -> Path:

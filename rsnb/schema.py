@@ -26,7 +26,7 @@ from rsnb.errors import ConfigError
 TYPES = {"data.path": str | None, "data.image_dir": str | None, "data.cache_dir": str | None,
          "data.max_images": int | None, "data.captions_per_image": int | str, "data.vocab": str | None,
          "data.stopwords": str | None, "data.augment": str | None, "data.kfold": int | None,
-         "data.fold": int | None}
+         "data.fold": int | None, "data.keyword_word_share": float | None}
 
 _GE1 = (lambda v: v >= 1, "must be >= 1")
 _GE0 = (lambda v: v >= 0, "must be >= 0")
@@ -42,6 +42,7 @@ RANGES = {
     "data.augment": (lambda v: v in ("paper", "official", "none"), "must be paper, official or none"),
     "data.kfold": (lambda v: v >= 2, "must be >= 2 (folds)"),
     "data.fold": _GE0,
+    "data.keyword_word_share": (lambda v: 0 <= v <= 1, "must be between 0 and 1 (share of training keyword phrases)"),
     "data.synthetic.images": (lambda v: v >= 10, "must be >= 10"),
     "data.synthetic.size": (lambda v: v >= 32, "must be >= 32"),
     "data.captions_per_image": (lambda v: v == "any" or (isinstance(v, int) and v >= 1),

@@ -206,31 +206,43 @@ class _ImageCache:
         return array
 
 
-def _encode_keywords(corpus: Corpus, vocab: Vocab) -> list[list[torch.Tensor]]:
-    out = []
-    for rec in corpus.images:
-        ids = (vocab.encode_keyword(k) for k in rec.keywords)
-        out.append([torch.tensor(k, dtype=torch.long) for k in ids if k])
-    return out
+def encode_phrases(vocab: Vocab, phrases) -> list[torch.Tensor]:
+    """Keyword phrases -> list of (Lk,) id tensors (phrases that encode to nothing are left out)."""
+    ids = (vocab.encode_keyword(k) for k in phrases)
+    return [torch.tensor(k, dtype=torch.long) for k in ids if k]
 
 
 # ------------------------------------------------------------------------------ datasets
 class TextDataset(Dataset):
-    """Each caption once, with its image's keywords: items as :class:`CaptionDataset` minus ``image``."""
+    """Each caption once, with its image's keywords: items as :class:`CaptionDataset` minus ``image``.
 
-    def __init__(self, corpus: Corpus, vocab: Vocab):
+    Args:
+        corpus: the split.
+        vocab: token ids.
+        keyword_rules: the paper's keyword input rules (:class:`rsnb.data.keywords.KeywordRules`):
+            sentences lose the frequent keyword words, and captions of images without keywords get
+            keywords filtered from the caption. None: captions and keywords as they are.
+    """
+
+    def __init__(self, corpus: Corpus, vocab: Vocab, keyword_rules=None):
+        rules = keyword_rules
         self.caption_to_image = corpus.caption_to_image
-        self.tokens = [
-            torch.tensor(vocab.encode(c) or [vocab.unk_id], dtype=torch.long) for c in corpus.captions
-        ]
-        self.keywords = _encode_keywords(corpus, vocab)
+        sentences = corpus.captions if rules is None else [rules.sentence(c) for c in corpus.captions]
+        self.tokens = [torch.tensor(vocab.encode(c) or [vocab.unk_id], dtype=torch.long) for c in sentences]
+        self.keywords = [encode_phrases(vocab, rec.keywords) for rec in corpus.images]
+        self.caption_keywords: dict[int, list[torch.Tensor]] = {}  # caption j -> keywords filtered from it
+        if rules is not None and rules.from_sentence:
+            for j, c in enumerate(corpus.captions):
+                if not self.keywords[self.caption_to_image[j]]:
+                    self.caption_keywords[j] = encode_phrases(vocab, rules.keywords_of([c]))
 
     def __len__(self) -> int:
         return len(self.tokens)
 
     def __getitem__(self, j: int) -> dict:
         i = self.caption_to_image[j]
-        return {"tokens": self.tokens[j], "image_id": i, "caption_id": j, "keywords": self.keywords[i]}
+        kw = self.caption_keywords.get(j, self.keywords[i])
+        return {"tokens": self.tokens[j], "image_id": i, "caption_id": j, "keywords": kw}
 
 
 class CaptionDataset(TextDataset):
@@ -253,6 +265,7 @@ class CaptionDataset(TextDataset):
         rotation: see :class:`ImageTransform`.
         augment: a name in :data:`AUGMENTATIONS` (``"paper"``, ``"official"``, ``"none"``); when
             given it sets ``train`` and ``rotation``.
+        keyword_rules: see :class:`TextDataset`.
     """
 
     def __init__(
@@ -264,8 +277,9 @@ class CaptionDataset(TextDataset):
         cache_images: bool | int = True,
         rotation: str = "rot90",
         augment: str | None = None,
+        keyword_rules=None,
     ):
-        super().__init__(corpus, vocab)
+        super().__init__(corpus, vocab, keyword_rules)
         if augment is not None:
             if augment not in AUGMENTATIONS:
                 raise ValueError(f"data.augment must be one of {sorted(AUGMENTATIONS)}, got {augment!r}")

@@ -225,6 +225,11 @@ class AMFMN(nn.Module):
             if not (cfg.text_input == "both" and cfg.use_vgmf):
                 self.vgmf.requires_grad_(False)  # built only to mirror the released parameter count
 
+    @property
+    def text_inputs(self) -> tuple[str, ...]:
+        """What the text side reads: ``("sentence",)``, ``("keywords",)`` or ``("sentence", "keywords")``."""
+        return ("sentence",) * self.uses_sentence + ("keywords",) * self.uses_keywords
+
     # ------------------------------------------------------------------ encoders
     def encode_images(self, images: Tensor) -> dict[str, Tensor]:
         """Images (N, 3, H, W) -> {"v": Fv (N, D)}."""
