@@ -248,3 +248,70 @@ def test_large_corpus_is_sparse():
         assert (M.diagonal() >= 0.5).all()  # each caption is one of its image's references
         assert (M >= 0).all() and (M <= 1).all()
     assert P.memory_bytes() < dense / 20  # the cache holds only the pairs asked for
+
+
+class _StubWordNet:
+    """Stands in for NLTK's WordNet reader: a fixed synonym table (METEOR's third matching stage)."""
+
+    class _Lemma:
+        def __init__(self, name):
+            self._name = name
+
+        def name(self):
+            return self._name
+
+    class _Synset:
+        def __init__(self, names):
+            self._lemmas = [_StubWordNet._Lemma(n) for n in names]
+
+        def lemmas(self):
+            return self._lemmas
+
+    SYNONYMS = {"automobil": ["car", "automobile"]}  # NLTK looks synonyms up by the Porter stem
+
+    def synsets(self, word):
+        return [self._Synset(self.SYNONYMS[word])] if word in self.SYNONYMS else []
+
+
+def test_meteor_prior_matches_nltk_with_stub_wordnet():
+    from nltk.translate.meteor_score import meteor_score
+
+    caps = [["a red car parked near the road .", "many cars beside a road ."],
+            ["green trees around a pond .", "a pond surrounded by trees ."]]
+    wn = _StubWordNet()
+    met = prior.MeteorPrior(caps, wordnet=wn)
+    base = prior.PriorSimilarity(caps)
+    hyp_text = "a red automobile near the road ."  # a synonym match only through WordNet
+    probe = prior.MeteorPrior([caps[0], caps[1], [hyp_text]], wordnet=wn)
+    for i in range(2):
+        for j in range(4):
+            refs = [prior.word_tokenize(c.lower()) for c in caps[i]]
+            hyp = prior.word_tokenize([c for cs in caps for c in cs][j].lower())
+            expected = (base.parts([i], [j])["score1"][0, 0] + meteor_score(refs, hyp, wordnet=wn)) / 2
+            assert met.pair(i, j) == pytest.approx(expected, abs=1e-12)
+    with_syn = probe.meteor(0, 4)
+    without = prior.MeteorPrior([caps[0], caps[1], [hyp_text]], wordnet=type("NoSyn", (), {"synsets": lambda s, w: []})())
+    assert with_syn > without.meteor(0, 4)  # the stub's synonym is used
+    b = met.batch_matrix([1, 0, 1], [3, 0])
+    assert b.shape == (3, 2) and b[0, 0].item() == pytest.approx(met.pair(1, 3), abs=1e-6)
+    assert met.pair(0, 0) > 0.9 and met.pair(1, 0) < met.pair(0, 0)
+
+
+def test_meteor_prior_offline_error_is_one_clear_line(monkeypatch):
+    import nltk.corpus
+
+    from rsnb.errors import ConfigError
+
+    class Missing:
+        def synsets(self, word):
+            raise LookupError("Resource wordnet not found.\n  Please use the NLTK Downloader ...")
+
+    monkeypatch.setattr(nltk.corpus, "wordnet", Missing())
+    with pytest.raises(ConfigError, match=r"model.prior=bleu_meteor: METEOR needs NLTK's WordNet data") as err:
+        prior.MeteorPrior([["a red roof ."]])
+    assert "\n" not in str(err.value) and "nltk.downloader wordnet" in str(err.value)
+    from rsnb.models.amfmn import AMFMNConfig, prior_hook
+
+    with pytest.raises(ConfigError, match="WordNet"):  # raised before training starts
+        prior_hook(AMFMNConfig(vocab_size=10, prior="bleu_meteor"), [["a red roof ."]])
+    assert prior_hook(AMFMNConfig(vocab_size=10), [["a red roof ."]]) is not None

@@ -38,6 +38,7 @@ _CHOICES = {
     "vgmf_form": VGMF_FORMS,
     "loss": ("dynamic", "fixed"),
     "negatives": ("sum", "hardest"),
+    "prior": ("released", "bleu_meteor"),
 }
 
 # Table VI of the paper: (use_mvsa, use_vga, text_input, use_vgmf)
@@ -84,6 +85,9 @@ class AMFMNConfig:
         loss: ``"dynamic"`` (L_ct, needs a prior similarity) or ``"fixed"`` margin.
         margin: fixed margin; gamma, beta: dynamic margin gamma (e^beta - e^(beta S)) / (e^beta - 1).
         negatives: ``"sum"`` over all negatives or ``"hardest"`` (VSE++).
+        prior: the prior similarity S of the dynamic margin: ``"released"`` (BLEU-4 + stemmed
+            content-word overlap, the released script) or ``"bleu_meteor"`` (the paper's BLEU + METEOR,
+            Sec. III-E; needs NLTK's WordNet data), see :mod:`rsnb.prior`.
         mask_same_image: do not treat another caption of the same image as a negative.
         keep_unused_modules: also build the released code's dead weights (ResNet fc, VGMF gate) as
             frozen modules so that :meth:`AMFMN.num_parameters` matches its ``params_count``.
@@ -115,6 +119,7 @@ class AMFMNConfig:
     gamma: float = 0.6
     beta: float = 5.0
     negatives: str = "sum"
+    prior: str = "released"
     mask_same_image: bool = True
     keep_unused_modules: bool = False
 
@@ -385,9 +390,9 @@ def prior_hook(model_cfg: AMFMNConfig, train_split):
     """``batch_hook`` adding ``batch["prior"]`` (B, B) for the dynamic-margin loss, else None."""
     if model_cfg.loss != "dynamic":
         return None
-    from rsnb.prior import PriorSimilarity
+    from rsnb.prior import MeteorPrior, PriorSimilarity
 
-    prior = PriorSimilarity(train_split)
+    prior = MeteorPrior(train_split) if model_cfg.prior == "bleu_meteor" else PriorSimilarity(train_split)
 
     def hook(batch: dict) -> dict:
         batch["prior"] = prior.batch_matrix(batch["image_ids"], batch["caption_ids"], device=batch["image_ids"].device)
