@@ -407,7 +407,12 @@ def run_status(cfg: dict, run_dir) -> str:
     files = [run / f for f in ("config.yaml", "last.json", "history.json")]
     if not all(f.is_file() for f in files):
         return "absent"
-    if yaml.safe_load(files[0].read_text()) != yaml.safe_load(yaml.safe_dump(cfg)):  # compare as stored
+    want = yaml.safe_load(yaml.safe_dump(cfg))  # compare as stored
+    stored = yaml.safe_load(files[0].read_text())
+    init = {False: "random", True: "imagenet"}  # a run records the backbone init it really got
+    if isinstance(want.get("model", {}).get("pretrained"), bool):
+        want["model"]["pretrained"] = init[want["model"]["pretrained"]]
+    if stored != want:
         return "absent"
     done = len(json.loads((run / "history.json").read_text()))
     return "complete" if done >= int(cfg["train"].get("epochs", 0)) else "partial"
@@ -431,7 +436,8 @@ def cached_run(cfg: dict, run_dir, device="auto", retrain: bool = False) -> dict
     if status != "complete":
         # train_run builds the model before train() seeds the RNGs: seed here so the initial weights
         # (and hence the whole run) are the same in every process
-        ex.train_run(cfg, run_dir, resume=status == "partial", device=device)
+        ex.train_run(cfg, run_dir, resume=status == "partial", device=device,
+                     overwrite=status == "absent" and Path(run_dir).is_dir() and any(Path(run_dir).iterdir()))
         model, vocab, _ = ex.load_run(run_dir, "best", device=resolve_device(device))
     trained = status != "complete"
     history = json.loads((Path(run_dir) / "history.json").read_text())

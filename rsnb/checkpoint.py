@@ -1,18 +1,24 @@
 """Checkpoints as safetensors + JSON: nothing is ever unpickled.
 
-``save_checkpoint(dir, tag, ...)`` writes three files:
+``save_checkpoint(dir, tag, ...)`` writes one checkpoint *set* of three files, ``ID`` being a
+random save id:
 
-* ``TAG.safetensors``: the model ``state_dict`` (tensors copied to contiguous CPU storage, so tied
+* ``TAG-ID.safetensors``: the model ``state_dict`` (tensors copied to contiguous CPU storage, so tied
   or non-contiguous parameters are fine);
-* ``TAG.optim.safetensors``: every tensor of the optimizer / scheduler / GradScaler state and of the
+* ``TAG-ID.optim.safetensors``: every tensor of the optimizer / scheduler / GradScaler state and of the
   RNG states (torch, CUDA), keyed by its path in the nested state;
 * ``TAG.json``: the model's name, class and config (``model_name`` / ``cfg.to_dict()`` when it has
   them), the run config, user state (epoch, step, metrics, history ...), the nested optimizer /
   scheduler / scaler / RNG structure with tensors replaced by ``{"__tensor__": key}`` references,
-  and a random save id that both safetensors files also carry in their metadata.
+  the save id (both safetensors files carry it in their metadata) and the names of the two files.
 
-Each file is written to a temporary name and moved into place with ``os.replace``; the JSON goes last,
-so a crash leaves either the previous complete checkpoint or a detectable mix (save-id mismatch).
+**Atomic switch.** The two safetensors files get new names, so the previous set stays untouched while
+they are written; ``TAG.json`` is then replaced with one ``os.replace`` (atomic on POSIX and
+Windows): that rename is the moment the checkpoint changes. An interrupt or a kill at any point leaves
+``TAG.json`` naming a complete set, the previous one or the new one. Files of superseded or
+unfinished sets (and temporary files) are removed by :func:`clean_checkpoints`, called after every
+save and when a run (re)starts. Checkpoints written by earlier versions (``TAG.safetensors``, no
+``files`` entry) still load.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import secrets
 import tempfile
 from pathlib import Path
@@ -132,10 +139,49 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
+_SET_FILE = re.compile(r"^(?P<tag>.+)-(?P<id>[0-9a-f]{16})(\.optim)?\.safetensors$")
+_TMP_FILE = re.compile(r"^\..+\.tmp$")
+
+
+def _set_files(json_path: Path) -> dict[str, str] | None:
+    """``{"model", "optim"}`` file names a checkpoint JSON points to (None: unreadable or legacy)."""
+    try:
+        doc = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    files = doc.get("files") if isinstance(doc, dict) else None
+    return files if isinstance(files, dict) else None
+
+
 def checkpoint_paths(directory, tag: str) -> dict[str, Path]:
-    """The three files of checkpoint ``tag`` in ``directory``."""
+    """The three files of checkpoint ``tag`` in ``directory`` (``json`` first: it names the other two)."""
     d = Path(directory)
-    return {"model": d / f"{tag}.safetensors", "optim": d / f"{tag}.optim.safetensors", "json": d / f"{tag}.json"}
+    files = _set_files(d / f"{tag}.json") if (d / f"{tag}.json").is_file() else None
+    if files is None:  # no checkpoint yet, or one written before checkpoint sets
+        files = {"model": f"{tag}.safetensors", "optim": f"{tag}.optim.safetensors"}
+    return {"model": d / Path(files["model"]).name, "optim": d / Path(files["optim"]).name, "json": d / f"{tag}.json"}
+
+
+def clean_checkpoints(directory) -> list[Path]:
+    """Remove temporary files and safetensors files no checkpoint JSON points to; return what was removed.
+
+    Safe at any time no other process writes checkpoints into ``directory`` (the run lock ensures that).
+    """
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    keep = set()
+    for j in d.glob("*.json"):
+        files = _set_files(j)
+        if files:
+            keep.update(Path(f).name for f in files.values())
+    removed = []
+    for f in d.iterdir():
+        stale_set = _SET_FILE.match(f.name) and f.name not in keep
+        if f.is_file() and (stale_set or _TMP_FILE.match(f.name)):
+            f.unlink(missing_ok=True)
+            removed.append(f)
+    return removed
 
 
 def save_checkpoint(directory, tag: str, model, optimizer=None, scheduler=None, scaler=None, *,
@@ -156,7 +202,7 @@ def save_checkpoint(directory, tag: str, model, optimizer=None, scheduler=None, 
     Returns:
         The paths written.
     """
-    paths = checkpoint_paths(directory, tag)
+    paths = checkpoint_paths(directory, tag)  # the set being replaced (if any)
     paths["json"].parent.mkdir(parents=True, exist_ok=True)
     weights = {}
     for k, v in _unwrap(model).state_dict().items():
@@ -173,20 +219,25 @@ def save_checkpoint(directory, tag: str, model, optimizer=None, scheduler=None, 
         extra["rng"] = _encode(capture_rng(), "rng", tensors)
     save_id = secrets.token_hex(8)
     meta = {"save_id": save_id, "format": str(FORMAT_VERSION)}
+    new = {"model": f"{tag}-{save_id}.safetensors", "optim": f"{tag}-{save_id}.optim.safetensors"}
     net = _unwrap(model)
     model_cfg = getattr(net, "cfg", None)
     doc = {
-        "format": FORMAT_VERSION, "save_id": save_id, "tag": tag,
+        "format": FORMAT_VERSION, "save_id": save_id, "tag": tag, "files": new,
         "model": {"name": getattr(net, "model_name", None), "class": type(net).__name__,
                   "config": model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else None},
         "config": config or {}, "state": _encode(state or {}, "state", tensors) if state else {},
         **extra,
     }
     text = json.dumps(doc, indent=1)
-    _atomic_write(paths["model"], lambda p: save_file(weights, p, metadata=meta))
-    _atomic_write(paths["optim"], lambda p: save_file(tensors, p, metadata=meta))
-    _atomic_write(paths["json"], lambda p: Path(p).write_text(text, encoding="utf-8"))
-    return paths
+    d = paths["json"].parent
+    _atomic_write(d / new["model"], lambda p: save_file(weights, p, metadata=meta))
+    _atomic_write(d / new["optim"], lambda p: save_file(tensors, p, metadata=meta))
+    _atomic_write(paths["json"], lambda p: Path(p).write_text(text, encoding="utf-8"))  # the switch
+    for old in (paths["model"], paths["optim"]):  # the superseded set (legacy names included)
+        old.unlink(missing_ok=True)
+    clean_checkpoints(d)
+    return checkpoint_paths(d, tag)
 
 
 def _read_safetensors(path: Path) -> tuple[dict, dict]:

@@ -48,7 +48,14 @@ def _train(a) -> int:
                 state = "already trained" if r["skipped"] else f"trained {len(r['history'])} epochs"
                 print(f"fold {r['fold']}: {state} -> {r['run_dir']} (best val mR {best:.2f})")
         return 0
-    res = ex.train_run(cfg, out, resume=a.resume, device=a.device)
+    try:
+        res = ex.train_run(cfg, out, resume=a.resume, device=a.device, overwrite=a.overwrite)
+    except KeyboardInterrupt:
+        if (out / "last.json").is_file():
+            print(f"rsnb: interrupted; {out} keeps its last complete checkpoint, continue with --resume",
+                  file=sys.stderr)
+            return 130
+        raise
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     best = max((r.get("val_mR", -1) for r in res["history"]), default=-1)
@@ -66,7 +73,9 @@ def _evaluate(a) -> int:
         print(f"({res['k']} folds, {res['folds'][0]['n_images']} images, {res['folds'][0]['n_captions']} captions "
               f"each; written to {a.run}/metrics_{a.split}.json)")
         return 0
-    metrics = ex.evaluate_run(a.run, data=a.data, split=a.split, device=a.device, tag=a.tag)
+    notes: list[str] = []
+    metrics = ex.evaluate_run(a.run, data=a.data, split=a.split, device=a.device, tag=a.tag, notes=notes)
+    print("\n".join(notes))
     print(ex.print_metrics(metrics, Path(a.run).name))
     print(f"({metrics['n_images']} images, {metrics['n_captions']} captions; written to {a.run}/metrics_{a.split}.json)")
     return 0
@@ -95,7 +104,7 @@ def _demo(a) -> int:
     cfg = ex.load_config(a.config, a.overrides)
     print(mode_banner(cfg, resolve_device(a.device)))
     out = Path(a.out)
-    res = ex.train_run(cfg, out, device=a.device)
+    res = ex.train_run(cfg, out, device=a.device, overwrite=out.is_dir() and any(out.iterdir()))
     metrics = ex.evaluate_run(out, split="test", device=a.device)
     test = res["corpus"].split("test")
     chance = chance_metrics(len(test), test.caption_to_image)

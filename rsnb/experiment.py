@@ -44,7 +44,10 @@ import torch
 import yaml
 
 from rsnb import checkpoint as ckpt
+from rsnb import runfolder
 from rsnb.config import cache_dir, is_quick
+from rsnb.data.check import cache_file as image_check_cache
+from rsnb.data.check import check_images
 from rsnb.data.corpus import Corpus
 from rsnb.data.dataset import CaptionDataset, ImageDataset, TextDataset, collate
 from rsnb.data.formats import load_corpus
@@ -240,10 +243,18 @@ def synthetic_path(cfg: dict) -> Path:
 
 
 def prepare_corpus(cfg: dict, progress: bool = True) -> Corpus:
-    """Load (or generate) the dataset of ``cfg`` and make sure it has train/val/test splits."""
+    """Load (or generate) the dataset of ``cfg``, check its images, make sure it has train/val/test splits.
+
+    ``data.captions_per_image`` (5, or ``any``) and ``data.allow_outside_paths`` go to the reader;
+    with ``data.check_images`` (default true) every image is opened and decoded first
+    (:func:`rsnb.data.check.check_images`, cached under ``data.cache_dir``).
+    """
     d = cfg["data"]
+    cpi = d.get("captions_per_image", 5)
+    opts = {"captions_per_image": None if cpi == "any" else int(cpi),
+            "allow_outside_paths": bool(d.get("allow_outside_paths", False))}
     if d.get("path"):
-        corpus = load_corpus(d["path"], image_dir=d.get("image_dir"))
+        corpus = load_corpus(d["path"], image_dir=d.get("image_dir"), **opts)
     else:
         from rsnb.data.synthetic import generate
 
@@ -258,9 +269,12 @@ def prepare_corpus(cfg: dict, progress: bool = True) -> Corpus:
                 tmp.rename(folder)
             except OSError:  # another process finished first; theirs is identical
                 shutil.rmtree(tmp, ignore_errors=True)
-        corpus = load_corpus(folder / "dataset.json")
+        corpus = load_corpus(folder / "dataset.json", **opts)
     if d.get("max_images"):
         corpus = _subsample(corpus, int(d["max_images"]), int(d.get("seed", 0)))
+    if d.get("check_images", True):
+        base = Path(d["cache_dir"]) if d.get("cache_dir") else cache_dir()
+        check_images(corpus, image_check_cache(base, corpus), progress=progress)
     if d.get("kfold"):
         return apply_fold(corpus, int(d["kfold"]), int(d.get("fold") or 0), int(d.get("seed", 0)))
     return ensure_val_split(corpus, float(d.get("val_fraction", 0.1)), int(d.get("seed", 0)))
@@ -284,7 +298,7 @@ def ensure_val_split(corpus: Corpus, fraction: float = 0.1, seed: int = 0) -> Co
     rng = np.random.default_rng(seed)
     val = set(rng.choice(train_idx, n_val, replace=False).tolist())
     images = [replace(r, split="val") if i in val else r for i, r in enumerate(corpus.images)]
-    return replace(corpus, images=images)
+    return replace(corpus, images=images, val_from_train=True)
 
 
 def build_vocab(train_split: Corpus, cfg: dict) -> Vocab:
@@ -330,18 +344,33 @@ def _write_model_json(out: Path, name: str, mcfg) -> None:
 
 
 # ------------------------------------------------------------------------------ runs
-def train_run(cfg: dict, out_dir: str | Path, resume: bool = False, device="auto", progress: bool = True) -> dict:
+def train_run(cfg: dict, out_dir: str | Path, resume: bool = False, device="auto", progress: bool = True,
+              overwrite: bool = False) -> dict:
     """Train the model a config describes; select on validation; return history and paths.
+
+    The run folder is checked before anything is written (:mod:`rsnb.runfolder`): a folder holding
+    files needs ``resume`` or ``overwrite``, a folder in use by another process is refused, and a start
+    that fails before the first checkpoint leaves no folder behind.
 
     Returns:
         ``{"run_dir", "history", "model", "vocab", "corpus"}``; ``vocab`` is the run's tokenizer
         (an rsnb :class:`Vocab` for AMFMN, the model's own for MSA with a pretrained text encoder).
+
+    Raises:
+        ConfigError, DataFormatError, RunFolderError: bad config, bad data, folder in use or occupied.
     """
-    cfg = resolve_protocol(copy.deepcopy(cfg))
+    cfg = check_config(resolve_protocol(copy.deepcopy(cfg)))
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    main = runfolder.is_main_process()
+    if main:
+        runfolder.check_target(out, resume, overwrite)
+    corpus = prepare_corpus(cfg, progress=progress)  # data errors stop here, before the folder exists
+    with runfolder.claim(out, overwrite=overwrite, enabled=main):
+        return _train_in_folder(cfg, out, corpus, resume, device)
+
+
+def _train_in_folder(cfg: dict, out: Path, corpus: Corpus, resume: bool, device) -> dict:
     builder = registry.builder_for(cfg)
-    corpus = prepare_corpus(cfg, progress=progress)
     train_split, val_split = corpus.split("train"), corpus.split("val")
     if resume and (out / registry.MODEL_FILE).is_file():
         tok = builder.load_tokenizer(out)
@@ -406,8 +435,10 @@ def load_run(run_dir: str | Path, tag: str = "best", device="cpu") -> tuple:
         tok = builder.load_tokenizer(run)
         mcfg = builder.make_config(cfg, len(tok))
     model = builder.build(mcfg, tok, False)
-    if not ckpt.checkpoint_paths(run, tag)["json"].is_file() and tag == "best":
-        tag = "last"  # a run without validation keeps only ``last``
+    if tag == "best" and not ckpt.checkpoint_paths(run, tag)["json"].is_file():
+        kept = "a last checkpoint" if ckpt.checkpoint_paths(run, "last")["json"].is_file() else "no checkpoint at all"
+        raise ckpt.CheckpointError(f"{run}: no best checkpoint (best.json; it is written when validation improves) "
+                                   f"and the run has {kept}; pass --tag last (tag='last') to use the last one")
     doc = ckpt.load_checkpoint(run, tag, model, device=device)
     stored = (doc.get("model") or {}).get("name")
     if stored is not None and stored != builder.name:
@@ -415,14 +446,34 @@ def load_run(run_dir: str | Path, tag: str = "best", device="cpu") -> tuple:
     return model.to(device).eval(), tok, cfg
 
 
+def checkpoint_summary(run_dir: str | Path, tag: str) -> str:
+    """One line naming the checkpoint a run uses: file, epoch and the validation score that selected it."""
+    doc = json.loads(ckpt.checkpoint_paths(run_dir, tag)["json"].read_text(encoding="utf-8"))
+    row = (doc.get("state") or {}).get("metrics") or {}
+    score = f", val mR {row['val_mR']:.2f}" if isinstance(row.get("val_mR"), float) else ""
+    return f"checkpoint: {tag} ({Path(run_dir) / f'{tag}.json'}, epoch {(doc.get('state') or {}).get('epoch', '?')}{score})"
+
+
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str = "test", device="auto",
-                 tag: str = "best") -> dict:
-    """Evaluate a run on one split; write ``metrics_<split>.json``; return the metrics."""
+                 tag: str = "best", notes: list | None = None) -> dict:
+    """Evaluate a run on one split; write ``metrics_<split>.json``; return the metrics.
+
+    Args:
+        notes: a list that receives lines for the reader: the checkpoint used and, on a ``val`` split
+            carved from the training images, that it is one (the CLI prints them).
+    """
     model, vocab, cfg = load_run(run_dir, tag)
     if data is not None:
         cfg["data"]["path"] = str(data)
     full = prepare_corpus(cfg, progress=False)
     corpus = full.split(split)
+    if notes is not None:
+        notes.append(checkpoint_summary(run_dir, tag))
+        if split == "val" and full.val_from_train:
+            notes.append(f"note: the dataset has no val split of its own; this val split is "
+                         f"{full.splits.get('val', 0)} images carved from the training images "
+                         f"(data.val_fraction={cfg['data'].get('val_fraction')}, seed {cfg['data'].get('seed')}), "
+                         f"held out of training by this run")
     if len(corpus) == 0:
         raise ValueError(f"split {split!r} is empty in the dataset of {run_dir}")
     size = int(cfg["image_size"])

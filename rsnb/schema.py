@@ -43,7 +43,7 @@ RANGES = {
     "data.kfold": (lambda v: v >= 2, "must be >= 2 (folds)"),
     "data.fold": _GE0,
     "data.keyword_word_share": (lambda v: 0 <= v <= 1, "must be between 0 and 1 (share of training keyword phrases)"),
-    "data.synthetic.images": (lambda v: v >= 10, "must be >= 10"),
+    "data.synthetic.images": _GE1,
     "data.synthetic.size": (lambda v: v >= 32, "must be >= 32"),
     "data.captions_per_image": (lambda v: v == "any" or (isinstance(v, int) and v >= 1),
                                 "must be a number of captions >= 1 or 'any'"),

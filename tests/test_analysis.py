@@ -282,7 +282,7 @@ def test_cached_run_trains_once_and_is_reproducible(tmp_path, monkeypatch):
     class Retrained(Exception):
         pass
 
-    def fake_train_run(cfg_, run_dir, resume=False, device="auto"):
+    def fake_train_run(cfg_, run_dir, resume=False, device="auto", overwrite=False):
         assert Path(run_dir) == tmp_path / "a" and not resume
         raise Retrained
 

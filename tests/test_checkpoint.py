@@ -33,7 +33,10 @@ def test_roundtrip_model_optimizer_scheduler_scaler_rng(tmp_path):
     np.random.seed(11)
     torch.manual_seed(11)
     paths = ck.save_checkpoint(tmp_path, "last", model, opt, sched, scaler, config={"lr": 1e-2}, state=state)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.json", "last.optim.safetensors", "last.safetensors"]
+    sid = json.loads((tmp_path / "last.json").read_text())["save_id"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"last-{sid}.optim.safetensors", f"last-{sid}.safetensors",
+                                                          "last.json"]
+    assert paths["model"].name == f"last-{sid}.safetensors"
     expect = (random.random(), float(np.random.rand()), float(torch.rand(1)))
 
     model2, opt2, sched2 = _trained(seed=1)  # different weights and optimizer moments
@@ -83,7 +86,7 @@ def test_truncated_safetensors_names_file(tmp_path):
     p = ck.save_checkpoint(tmp_path, "last", model)["model"]
     data = p.read_bytes()
     p.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ck.CheckpointError, match=r"last\.safetensors: corrupt or truncated"):
+    with pytest.raises(ck.CheckpointError, match=r"last-[0-9a-f]{16}\.safetensors: corrupt or truncated"):
         ck.load_checkpoint(tmp_path, "last", ToyRetrievalModel())
 
 
@@ -97,17 +100,16 @@ def test_corrupt_json_names_file(tmp_path):
 
 def test_mixed_saves_detected(tmp_path):
     model, _, _ = _trained()
-    ck.save_checkpoint(tmp_path, "last", model)
-    keep = (tmp_path / "last.json").read_text()
-    ck.save_checkpoint(tmp_path, "last", model)
-    (tmp_path / "last.json").write_text(keep)  # as if the last write was interrupted before the JSON
+    mine = ck.save_checkpoint(tmp_path, "last", model)
+    other = ck.save_checkpoint(tmp_path / "other", "last", model)
+    mine["model"].write_bytes(other["model"].read_bytes())  # a file from another save under this set's name
     with pytest.raises(ck.CheckpointError, match="different save"):
         ck.load_checkpoint(tmp_path, "last", ToyRetrievalModel())
 
 
 def test_missing_keys_and_shape_mismatch(tmp_path):
     ck.save_checkpoint(tmp_path, "m", ToyRetrievalModel(dim=16))
-    with pytest.raises(ck.CheckpointError, match=r"m\.safetensors: does not match.*shape mismatches.*img_proj"):
+    with pytest.raises(ck.CheckpointError, match=r"m-[0-9a-f]{16}\.safetensors: does not match.*shape mismatches.*img_proj"):
         ck.load_checkpoint(tmp_path, "m", ToyRetrievalModel(dim=8))
     bigger = ToyRetrievalModel()
     bigger.extra = nn.Linear(2, 2)

@@ -47,5 +47,6 @@ def test_two_rank_ddp_matches_single_process(tmp_path):
     # only rank 0 wrote the run folder; its history matches the single-process losses
     hist = json.loads((tmp_path / "run" / "history.json").read_text())
     assert [r["loss"] for r in hist] == pytest.approx([r["loss"] for r in h], rel=1e-5)
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
-        "history.csv", "history.json", "last.json", "last.optim.safetensors", "last.safetensors"]
+    sid = json.loads((tmp_path / "run" / "last.json").read_text())["save_id"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == sorted([
+        "history.csv", "history.json", "last.json", f"last-{sid}.safetensors", f"last-{sid}.optim.safetensors"])

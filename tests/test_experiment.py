@@ -8,6 +8,7 @@ import pytest
 import yaml
 from _released import coordinate_array, is_unrotated_crop, rebuild_released_rsitmd_vocab
 
+from rsnb import checkpoint as ckpt
 from rsnb import experiment as ex
 from rsnb.cli import chance_metrics, main
 from rsnb.data.corpus import Corpus, ImageRecord
@@ -91,7 +92,7 @@ def test_official_preset_on_rsitmd_precomp(shared_data, tmp_path):
     folder = shared_data / "rsitmd" / "rsitmd_precomp"
     vocab_file = rebuild_released_rsitmd_vocab(shared_data, tmp_path / "rsitmd_splits_vocab.json")
     cfg = ex.load_config("rsitmd_official", [f"data.path={folder}", f"data.vocab={vocab_file}",
-                                             "model.pretrained=false"], quick=False)
+                                             "model.pretrained=false", "data.check_images=false"], quick=False)
     with pytest.warns(UserWarning, match="blank caption"):
         corpus = ex.prepare_corpus(cfg, progress=False)
     train = corpus.split("train")
@@ -159,8 +160,10 @@ def test_train_evaluate_roundtrip(tmp_path):
     # the dynamic margin is the paper default: the prior hook must have fed the loss
     assert res["model"].cfg.loss == "dynamic"
     run = tmp_path / "run"
-    for f in ("config.yaml", "vocab.json", "best.safetensors", "best.json", "last.safetensors", "history.csv"):
-        assert (run / f).is_file(), f
+    sets = [ckpt.checkpoint_paths(run, t)[k] for t in ("best", "last") for k in ("model", "optim", "json")]
+    for f in [run / "config.yaml", run / "vocab.json", run / "history.csv", *sets]:
+        assert f.is_file(), f
+    assert not (run / ".rsnb.lock").exists()  # released at the end of the run
     # evaluating the best checkpoint on val reproduces the val mR that selected it
     val = ex.evaluate_run(run, split="val", device="cpu")
     assert val["mR"] == pytest.approx(max(r["val_mR"] for r in hist), abs=1e-6)

@@ -43,11 +43,16 @@ class ImageRecord:
 
 @dataclass
 class Corpus:
-    """A dataset in memory: image records plus a name and the folder it came from."""
+    """A dataset in memory: image records plus a name and the folder it came from.
+
+    ``val_from_train`` is True when the ``val`` split was carved from the training images (the
+    dataset files have no validation split of their own, e.g. the AMFMN precomp files).
+    """
 
     name: str
     root: Path
     images: list[ImageRecord]
+    val_from_train: bool = False
 
     def __len__(self) -> int:
         return len(self.images)

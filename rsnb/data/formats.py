@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from pathlib import Path
+from pathlib import Path, PurePath, PureWindowsPath
 
 from rsnb.data.corpus import Corpus, DataFormatError, ImageRecord
 
@@ -89,6 +89,22 @@ def _apply_ucm_classes(records: list[ImageRecord], name: str) -> None:
             r.cls = UCM_CLASSES[(int(s) - 1) // 100]
 
 
+def _leaves_folder(fname: str) -> bool:
+    """True for an image path that is absolute or climbs out of its folder with ``..``."""
+    p = PurePath(fname)
+    return p.is_absolute() or PureWindowsPath(fname).is_absolute() or ".." in p.parts
+
+
+def _outside(where: str, fname: str, folder: Path) -> DataFormatError:
+    return DataFormatError(f"{where}: image path {fname!r} leaves the dataset folder {folder}; "
+                           f"set data.allow_outside_paths=true to allow it")
+
+
+def _duplicate(where: str, fname: str, split: str, first: str) -> DataFormatError:
+    return DataFormatError(f"{where}: {fname!r} is listed twice in the {split} split (first at {first}); "
+                           f"each image may appear once per split")
+
+
 def _image_dir(base: Path, image_dir: str | Path | None) -> Path:
     if image_dir is not None:
         return Path(image_dir)
@@ -105,6 +121,7 @@ def read_karpathy_json(
     name: str | None = None,
     captions_per_image: int | None = 5,
     blank: str = "skip",
+    allow_outside_paths: bool = False,
 ) -> Corpus:
     """Read a Karpathy-style caption json (UCM, Sydney, RSICD, RSITMD, synthetic).
 
@@ -117,6 +134,11 @@ def read_karpathy_json(
             removed); ``None`` accepts any number >= 1.
         blank: ``"skip"`` blank captions (one :class:`DataWarning` for the file), ``"error"``, or
             ``"keep"`` them as ``""`` in place, silently (for :mod:`rsnb.audit`).
+        allow_outside_paths: accept image paths that are absolute or leave the image folder (``..``).
+
+    Raises:
+        DataFormatError: malformed, non-UTF-8 or schema-wrong json, wrong caption counts, an image
+            listed twice in one split, an image path outside the dataset folder (names file and index).
 
     Returns:
         The corpus, in file order. ``ImageRecord.meta`` holds the synthetic ground truth
@@ -129,6 +151,9 @@ def read_karpathy_json(
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: dataset json not found") from None
+    except UnicodeDecodeError as e:
+        raise DataFormatError(f"{path}: not a dataset json (byte {e.start} is not UTF-8 text: "
+                              f"{e.object[e.start:e.start + 1]!r}); is it an image or an archive?") from None
     except json.JSONDecodeError as e:
         raise DataFormatError(f"{path}:{e.lineno}:{e.colno}: malformed JSON ({e.msg})") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
@@ -136,7 +161,7 @@ def read_karpathy_json(
     name = name or str(data.get("dataset") or path.parent.name)
     top_meta = data.get("meta")
     default_dir = _image_dir(path.parent, image_dir)
-    records, blanks = [], []
+    records, blanks, seen = [], [], {}
     for i, img in enumerate(data["images"]):
         where = f"{path}: images[{i}]"
         if not isinstance(img, dict):
@@ -145,14 +170,21 @@ def read_karpathy_json(
             if key not in img:
                 raise DataFormatError(f"{where} has no {key!r} key")
         fname, split, sents = img["filename"], img["split"], img["sentences"]
+        if not isinstance(fname, str) or not fname.strip():
+            raise DataFormatError(f"{where}: 'filename' must be a non-empty string, got {fname!r}")
         where = f"{where} ({fname})"
+        key = (split, str(img.get("filepath") or ""), fname)
+        if key in seen:
+            raise _duplicate(where, fname, str(split), f"images[{seen[key]}]")
+        seen[key] = i
         if split not in SPLITS:
             raise DataFormatError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)}")
         if not isinstance(sents, list) or not sents:
             raise DataFormatError(f"{where}: 'sentences' must be a non-empty list")
         if captions_per_image is not None and len(sents) != captions_per_image:
             raise DataFormatError(
-                f"{where}: {len(sents)} captions, expected {captions_per_image} (pass captions_per_image=None to allow)"
+                f"{where}: {len(sents)} captions, expected {captions_per_image} "
+                f"(set data.captions_per_image=any to allow other counts)"
             )
         captions = []
         for k, s in enumerate(sents):
@@ -174,6 +206,8 @@ def read_karpathy_json(
         folder = default_dir
         if image_dir is None and img.get("filepath") and (path.parent / img["filepath"]).is_dir():
             folder = path.parent / img["filepath"]
+        if not allow_outside_paths and _leaves_folder(fname):
+            raise _outside(where, fname, folder)
         keywords = img.get("keywords") or []
         if not isinstance(keywords, list):
             raise DataFormatError(f"{where}: 'keywords' must be a list")
@@ -212,7 +246,7 @@ def _read_lines(path: Path) -> list[str]:
 
 
 def _precomp_split(
-    caps_file: Path, names_file: Path, split: str, folder: Path, cpi: int, blank: str
+    caps_file: Path, names_file: Path, split: str, folder: Path, cpi: int, blank: str, allow_outside: bool = False
 ) -> list[ImageRecord]:
     caps = _read_lines(caps_file)
     names = [n.strip() for n in _read_lines(names_file)]
@@ -237,6 +271,15 @@ def _precomp_split(
             f"{names_file}: {len(names)} file names for {len(caps)} captions in {caps_file.name} "
             f"(expected {n_img} (one per image) or {len(caps)} (one per caption))"
         )
+    per_image = len(_read_lines(names_file)) != n_img  # one name line per caption
+    seen: dict[str, int] = {}
+    for i, fname in enumerate(names):
+        line = i * cpi + 1 if per_image else i + 1
+        if fname in seen:
+            raise _duplicate(f"{names_file}:{line}", fname, split, f"line {seen[fname]}")
+        seen[fname] = line
+        if not allow_outside and _leaves_folder(fname):
+            raise _outside(f"{names_file}:{line}", fname, folder)
     records, blanks = [], []
     for i, fname in enumerate(names):
         captions = []
@@ -259,8 +302,9 @@ def read_precomp(
     image_dir: str | Path | None = None,
     name: str | None = None,
     kfold_files: bool = False,
-    captions_per_image: int = 5,
+    captions_per_image: int | None = 5,
     blank: str = "skip",
+    allow_outside_paths: bool = False,
 ) -> Corpus:
     """Read an AMFMN ``*_precomp`` folder.
 
@@ -285,6 +329,9 @@ def read_precomp(
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: precomp folder not found")
+    if captions_per_image is None:
+        raise DataFormatError(f"{folder}: data.captions_per_image=any needs a json dataset; precomp files group "
+                              f"a fixed number of caption lines per image (5 in the AMFMN files)")
     name = name or folder.name.removesuffix("_precomp")
     imgs = _image_dir(folder, image_dir)
     records: list[ImageRecord] = []
@@ -299,7 +346,7 @@ def read_precomp(
                 raise DataFormatError(
                     f"{f}: missing (its partner {caps_file.name if f == names_file else names_file.name} exists)"
                 )
-        records += _precomp_split(caps_file, names_file, split, imgs, captions_per_image, blank)
+        records += _precomp_split(caps_file, names_file, split, imgs, captions_per_image, blank, allow_outside_paths)
     if not records:
         raise DataFormatError(f"{folder}: no {{train,val,test}}_caps.txt / _filename.txt files")
     _apply_ucm_classes(records, name)
