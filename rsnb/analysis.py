@@ -410,8 +410,9 @@ def run_status(cfg: dict, run_dir) -> str:
     want = yaml.safe_load(yaml.safe_dump(cfg))  # compare as stored
     stored = yaml.safe_load(files[0].read_text())
     init = {False: "random", True: "imagenet"}  # a run records the backbone init it really got
-    if isinstance(want.get("model", {}).get("pretrained"), bool):
-        want["model"]["pretrained"] = init[want["model"]["pretrained"]]
+    for c in (want, stored):
+        if isinstance(c, dict) and isinstance((c.get("model") or {}).get("pretrained"), bool):
+            c["model"]["pretrained"] = init[c["model"]["pretrained"]]
     if stored != want:
         return "absent"
     done = len(json.loads((run / "history.json").read_text()))

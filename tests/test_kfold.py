@@ -9,6 +9,7 @@ import yaml
 
 from rsnb import experiment as ex
 from rsnb import kfold
+from rsnb.checkpoint import checkpoint_paths
 from rsnb.cli import main
 from rsnb.data.corpus import Corpus, ImageRecord
 from rsnb.errors import RunFolderError
@@ -57,7 +58,7 @@ def test_cli_kfold_train_resume_and_mean_std(tmp_path, capsys):
     assert vals[0] and vals[1] and not vals[0] & vals[1]  # the two folds validate on disjoint images
 
     # resume: the finished fold is skipped (its checkpoint untouched), a missing fold is trained
-    weights0 = run / "fold_0" / "last.safetensors"
+    weights0 = checkpoint_paths(run / "fold_0", "last")["model"]
     stamp = weights0.stat().st_mtime_ns
     for p in (run / "fold_1").iterdir():
         p.unlink()
