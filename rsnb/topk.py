@@ -6,7 +6,7 @@ million 512-d vectors is 2 GB in float32 (1 GB in float16); the full ``(N_q, N_g
 a thousand queries would be another 4 GB, so it is never formed. Instead the gallery is scanned in
 blocks of ``chunk`` rows: each block's ``(N_q, chunk)`` scores are merged into a running
 ``(N_q, k)`` top-k, so extra memory is ``N_q · (chunk + 2k)`` floats whatever the gallery size
-(``chunk`` defaults to about 16 M / N_q rows: 64 MB of scores).
+(``chunk`` defaults to 16 M / max(N_q, D) rows: 64 MB of scores and 64 MB of gallery block).
 
 Backends: ``"torch"`` (always available) and ``"faiss"`` (exact ``IndexFlatIP`` from the optional
 ``faiss-cpu`` package; same results up to float rounding and tie order).
@@ -47,8 +47,8 @@ def search(queries, gallery, k: int = 10, *, chunk: int | None = None, backend: 
         gallery: (N_g, D) float16/float32/float64 tensor or array; kept in its dtype (float16 halves
             storage) and cast to float32 one block at a time.
         k: results per query; capped at N_g.
-        chunk: gallery rows scored at once; default: as many as keep the block of scores at
-            about 16 M floats (64 MB), so peak extra memory stays bounded for any N_q.
+        chunk: gallery rows scored at once; default: as many as keep both the block of scores and
+            the block's float32 copy at about 16 M floats (64 MB) each, for any N_q and D.
         backend: ``"torch"`` or ``"faiss"`` (needs ``pip install faiss-cpu``).
         device: where the torch backend scores (the gallery block is moved there).
 
@@ -76,7 +76,8 @@ def search(queries, gallery, k: int = 10, *, chunk: int | None = None, backend: 
     if backend == "faiss":
         return _search_faiss(q, g, k)
     dev = torch.device(device)
-    chunk = chunk or max(256, _BLOCK_FLOATS // max(q.shape[0], 1))
+    # default block: <= 16 M scores and <= 16 M gallery floats (the float32 copy of a float16 block)
+    chunk = chunk or max(256, _BLOCK_FLOATS // max(q.shape[0], g.shape[1], 1))
     qf = q.to(dev, torch.float32)  # (Nq, D)
     best_s = torch.full((qf.shape[0], 0), -torch.inf, device=dev)
     best_i = torch.zeros((qf.shape[0], 0), dtype=torch.long, device=dev)
