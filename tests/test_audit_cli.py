@@ -136,3 +136,16 @@ def test_audit_with_a_trained_run(dataset, tmp_path):
     assert len(rows) == int((ranks > 1).sum())
     assert (out / "figures" / "suspicious_pairs.png").is_file()
     assert "Suspicious pairs" in (out / "report.md").read_text()
+
+
+def test_synth_command_plants_problems(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["synth", "--out", str(out), "--images", "40", "--size", "48", "--no-progress",
+                 "--plant-duplicates", "2", "--plant-swaps", "1"]) == 0
+    truth = json.loads((out / "planted.json").read_text())
+    assert len(truth["duplicates"]) == 2 and len(truth["swaps"]) == 1
+    assert "planted 2 near-duplicates and 1 caption swaps" in capsys.readouterr().out
+    assert main(["synth", "--out", str(tmp_path / "t"), "--images", "20", "--size", "48", "--no-progress",
+                 "--plant-duplicates", "9"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rsnb: error: plant_problems: 9 duplicates asked")

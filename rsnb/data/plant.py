@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
+from rsnb.errors import ConfigError
+
 COPY_KINDS = ("jpeg", "resize", "rot90", "mirror", "crop", "jitter", "sensor")
 
 
@@ -109,7 +111,7 @@ def plant_problems(folder, duplicates: int = 0, swaps: int = 0, source=None, kin
     targets = pool(images, target_split)
     sources = pool(src_images, source_split, exclude=set(targets) if same else ())
     if duplicates > min(len(targets), len(sources)):
-        raise ValueError(f"plant_problems: {duplicates} duplicates asked, but only {len(targets)} target and "
+        raise ConfigError(f"plant_problems: {duplicates} duplicates asked, but only {len(targets)} target and "
                          f"{len(sources)} source images are available")
     truth: dict = {"duplicates": [], "swaps": []}
     chosen_t = rng.choice(targets, int(duplicates), replace=False).tolist() if duplicates else []
@@ -136,7 +138,7 @@ def plant_problems(folder, duplicates: int = 0, swaps: int = 0, source=None, kin
     for _ in range(int(swaps)):
         free = [i for i in candidates if i not in used]
         if len(free) < 2:
-            raise ValueError(f"plant_problems: not enough images in split {swap_split!r} for {swaps} swaps")
+            raise ConfigError(f"plant_problems: not enough images in split {swap_split!r} for {swaps} swaps")
         a = int(rng.choice(free))
         others = [i for i in free if i != a and images[i].get("class") != images[a].get("class")] or \
             [i for i in free if i != a]

@@ -894,6 +894,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     p.add_argument("--splits", default="0.8,0.1,0.1", help="train,val,test fractions (default 0.8,0.1,0.1)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--plant-duplicates", type=int, default=0,
+                   help="replace N test images by near copies of training images (rsnb.data.plant; default 0)")
+    p.add_argument("--plant-swaps", type=int, default=0,
+                   help="swap the captions of N pairs of test images of different classes (default 0)")
     return p
 
 
@@ -907,4 +911,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--splits: expected three comma-separated numbers, got {a.splits!r}")
     path = generate(a.out, a.images, a.size, a.seed, splits, a.workers, not a.no_progress)
     print(f"wrote {a.images} images to {path.parent} ({path})")
+    if a.plant_duplicates or a.plant_swaps:
+        from rsnb.data.plant import plant_problems
+
+        truth = plant_problems(a.out, a.plant_duplicates, a.plant_swaps, seed=a.seed)
+        print(f"planted {len(truth['duplicates'])} near-duplicates and {len(truth['swaps'])} caption swaps "
+              f"(ground truth: {path.parent / 'planted.json'})")
     return 0
