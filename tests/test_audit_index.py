@@ -3,7 +3,16 @@
 import numpy as np
 import pytest
 
-from rsnb.audit.index import HashIndex, brute_force_pairs, default_chunks, hamming, hamming_pairs, popcount
+from rsnb.audit.index import (
+    INDEX_BELOW,
+    HashIndex,
+    brute_force_pairs,
+    default_chunks,
+    hamming,
+    hamming_pairs,
+    popcount,
+    probe_fraction,
+)
 
 
 def _codes(rng, n):
@@ -81,3 +90,16 @@ def test_bad_input_names_the_problem():
         hamming_pairs(np.zeros((2, 2), np.uint64), np.zeros(3, np.uint64), 3)
     with pytest.raises(ValueError, match="integer"):
         hamming_pairs(np.zeros(2, np.float32), np.zeros(3, np.uint64), 3)
+
+
+def test_auto_method_picks_a_path_and_all_agree():
+    rng = np.random.default_rng(3)
+    db = _codes(rng, 400)
+    q = np.concatenate([_near(rng, db[:100], 8), _codes(rng, 50)])
+    ref = brute_force_pairs(q, db, 8)
+    for method in ("auto", "index", "matrix"):
+        for a, b in zip(hamming_pairs(q, db, 8, method=method), ref):
+            np.testing.assert_array_equal(a, b)
+    assert probe_fraction(16, 5000) > INDEX_BELOW > probe_fraction(8, 50000)  # wide radius: matrix; narrow: index
+    with pytest.raises(ValueError, match="method must be"):
+        hamming_pairs(q, db, 8, method="fast")

@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
     a.add_argument("--rank-threshold", type=int, help="suspicious when the own image ranks beyond this (default N/2)")
     a.add_argument("--out", required=True, help="output folder (CSVs, summary.json, report.md, figures/)")
     a.add_argument("--hash", default="phash", choices=("phash", "dhash"), help="hash searched (default phash)")
-    a.add_argument("--threshold", type=int, default=16, help="Hamming radius of the searched hash (default 16 of 64)")
+    a.add_argument("--threshold", type=int, default=12, help="Hamming radius of the searched hash (default 12 of 64)")
     a.add_argument("--other-threshold", type=int, default=14, help="radius on the other hash to confirm (default 14)")
     a.add_argument("--min-corr", type=float, default=0.8, help="thumbnail correlation to confirm (default 0.8)")
     a.add_argument("--jaccard", type=float, default=0.8, help="near-duplicate captions: word-set Jaccard (0: off)")
@@ -170,7 +170,8 @@ def _print(res: dict) -> None:
         if key in s:
             c = s[key]
             print(f"{label}: {c['captions']} captions, {c['unique_percent']:.1f} % unique, {c['blank']} blank, "
-                  f"{c['near_empty']} near-empty, {c['identical_caption_images']} images with one sentence x{c['captions'] // max(1, c['images'])}")
+                  f"{c['near_empty']} near-empty; {c['identical_caption_images']} images whose captions are all "
+                  f"one sentence")
     for key in ("images", "against_images"):
         if key in s:
             print(f"{key.replace('_', ' ')}: {s[key]['confirmed_pairs']} near-duplicate pairs of {s[key]['hashed']} hashed images")

@@ -21,7 +21,7 @@ from rsnb.data.corpus import Corpus
 SPLIT_ORDER = ("train", "val", "test")
 
 
-def image_pairs(a: ImageHashes, b: ImageHashes | None = None, hash: str = "phash", threshold: int = 16,
+def image_pairs(a: ImageHashes, b: ImageHashes | None = None, hash: str = "phash", threshold: int = 12,
                 other_threshold: int = 14, min_corr: float = 0.8, progress: bool = False) -> dict[str, np.ndarray]:
     """Candidate near-duplicate pairs between two hash sets (or within one when ``b`` is None).
 
@@ -164,7 +164,7 @@ def leak_fraction(summary: dict, split: str = "test", within: str = "train") -> 
     return float("nan")
 
 
-def audit_images(corpus: Corpus, against: Corpus | None = None, hash: str = "phash", threshold: int = 16,
+def audit_images(corpus: Corpus, against: Corpus | None = None, hash: str = "phash", threshold: int = 12,
                  other_threshold: int = 14, min_corr: float = 0.8, thumb_size: int = 16, workers: int = 1,
                  progress: bool = True, hashes: dict | None = None) -> ImageAudit:
     """Hash a corpus (and ``against``), search near-duplicates, and summarise leaks between splits.

@@ -22,15 +22,15 @@ _BYTE_POP = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
 def popcount(x: np.ndarray) -> np.ndarray:
-    """Number of set bits of each element of a uint64 array (same shape, int64)."""
+    """Number of set bits of each element of a uint64 array (same shape, uint8)."""
     x = np.ascontiguousarray(x, dtype=np.uint64)
     if hasattr(np, "bitwise_count"):  # numpy >= 2.0
-        return np.bitwise_count(x).astype(np.int64)
-    return _BYTE_POP[x.view(np.uint8).reshape(*x.shape, 8)].sum(-1).astype(np.int64)
+        return np.bitwise_count(x)
+    return _BYTE_POP[x.view(np.uint8).reshape(*x.shape, 8)].sum(-1, dtype=np.uint8)
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Element-wise (broadcast) Hamming distance between uint64 codes."""
+    """Element-wise (broadcast) Hamming distance between uint64 codes (uint8)."""
     return popcount(np.bitwise_xor(np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64)))
 
 
@@ -66,7 +66,7 @@ def brute_force_pairs(query, database, threshold: int, block: int = 2048, exclud
     q, d = _check(query, "query"), _check(database, "database")
     out = [[], [], []]
     for s in range(0, q.size, block):
-        dist = hamming(q[s:s + block, None], d[None, :])  # (b, Nd)
+        dist = hamming(q[s:s + block, None], d[None, :])  # (b, Nd) uint8
         r, c = np.nonzero(dist <= threshold)
         out[0].append(r + s)
         out[1].append(c)
@@ -187,8 +187,19 @@ class HashIndex:
         return _finish(*(np.concatenate(x).astype(np.int64) for x in out), exclude_self)
 
 
+def probe_fraction(threshold: int, n_database: int, chunks: int | None = None) -> float:
+    """Expected share of all (query, database) pairs the index looks at, for uniformly spread codes."""
+    m = int(chunks or default_chunks(threshold, n_database))
+    return min(1.0, m * _probe_count(threshold, m) / 2.0 ** (64 // m))
+
+
+#: the index is used when it looks at less than this share of all pairs; its per-pair cost is several
+#: times the blocked matrix's (measured by bench/bench_audit.py)
+INDEX_BELOW = 0.05
+
+
 def hamming_pairs(query, database, threshold: int, chunks: int | None = None, exclude_self: bool = False,
-                  progress: bool = False):
+                  progress: bool = False, method: str = "auto"):
     """Every (query, database) pair of 64-bit codes within ``threshold`` bits, by multi-index hashing.
 
     Args:
@@ -198,9 +209,17 @@ def hamming_pairs(query, database, threshold: int, chunks: int | None = None, ex
         chunks: bit chunks of the index (default about 64 / log2(Nd)).
         exclude_self: drop pairs with equal indices (when query and database are one array).
         progress: tqdm bar over query blocks.
+        method: ``"index"`` (multi-index), ``"matrix"`` (:func:`brute_force_pairs`) or ``"auto"``: the
+            index when :func:`probe_fraction` is below :data:`INDEX_BELOW` (small radii, large N),
+            else the blocked matrix. Both return the same pairs.
 
     Returns:
         ``(qi, di, dist)``: int64 arrays sorted by (qi, di); identical to :func:`brute_force_pairs`.
     """
+    if method not in ("auto", "index", "matrix"):
+        raise ValueError(f"method must be 'auto', 'index' or 'matrix', got {method!r}")
+    n = int(np.asarray(database).size)
+    if method == "matrix" or (method == "auto" and probe_fraction(threshold, n, chunks) >= INDEX_BELOW):
+        return brute_force_pairs(query, database, threshold, exclude_self=exclude_self)
     index = HashIndex(database, threshold, chunks)
     return index.search(query, exclude_self=exclude_self, progress=progress)
