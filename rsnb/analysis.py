@@ -20,6 +20,7 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
+from rsnb.api import encode_queries  # noqa: F401 (moved to the retrieval API; kept importable here)
 from rsnb.config import cache_dir, is_quick
 from rsnb.data.dataset import ImageDataset, TextDataset, collate
 from rsnb.data.synthetic import COLOURS, KINDS, OBJECT_NOUNS
@@ -330,41 +331,6 @@ def embed_2d(*blocks, n_neighbors: int = 15, seed: int = 0, metric: str = "cosin
     xy = reducer.fit_transform(x)
     cuts = np.cumsum([len(b) for b in blocks])[:-1]
     return np.split(xy, cuts)
-
-
-@torch.no_grad()
-def encode_queries(model, vocab, queries, device=None) -> dict[str, torch.Tensor]:
-    """Encode free-text queries: a string is a sentence, a list of strings a set of keyword phrases.
-
-    The sentence input is the string (or the phrases joined, ``-`` dropped); the keyword input is
-    the list of phrases (or the comma-separated parts of the string), so the same query works for
-    sentence, keyword and sentence + keyword models. Unknown words become ``<unk>``.
-
-    Args:
-        device: where the text encoder runs (the model must be there); None = the model's device.
-
-    Returns:
-        ``model.encode_texts`` features with leading dim len(queries), on the CPU.
-    """
-    items = []
-    for q in queries:
-        if isinstance(q, list | tuple):  # keyword phrases: the sentence input is their concatenation
-            phrases = list(q)
-            tokens = [t for p in phrases for t in vocab.encode_keyword(p)]
-        else:
-            phrases = [p for p in q.split(",") if p.strip()]
-            tokens = vocab.encode_keyword(q)  # vocab.encode with a stray "-" dropped
-        kw = [torch.tensor(ids, dtype=torch.long) for ids in map(vocab.encode_keyword, phrases) if ids]
-        items.append({"tokens": torch.tensor(tokens or [vocab.unk_id], dtype=torch.long), "image_id": 0,
-                      "caption_id": 0, "keywords": kw or [torch.tensor([vocab.unk_id])]})
-    b = collate(items)
-    net = model.module if hasattr(model, "module") else model
-    dev = next(net.parameters()).device if device is None else resolve_device(device)
-    was_training = net.training
-    net.eval()
-    feats = net.encode_texts(*(b[k].to(dev) for k in ("tokens", "lengths", "keywords", "keyword_mask")))
-    net.train(was_training)
-    return {k: v.float().cpu() for k, v in feats.items()}
 
 
 # ----------------------------------------------------------------------------------------------

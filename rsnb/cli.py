@@ -10,6 +10,8 @@ Examples::
     python -m rsnb train --config rsitmd --data /data/rsitmd_precomp --out runs/rsitmd5 --kfold 5
     python -m rsnb evaluate --run runs/rsitmd5     # mean ± std over the 5 folds
     python -m rsnb demo --out runs/demo
+    python -m rsnb index --run runs/demo --images my_images/ --out runs/demo_index
+    python -m rsnb search --run runs/demo --index runs/demo_index "three white storage tanks" -k 8 --gallery top.png
     python -m rsnb audit --data /data/rsitmd --against /data/rsicd --out audit/rsitmd
 
 Expected errors (bad data, config, checkpoint or run folder: :class:`rsnb.errors.RsnbError`, missing
@@ -137,6 +139,62 @@ def _config(a) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------- index / search
+def _index(a) -> int:
+    import rsnb
+
+    r = rsnb.load(a.run, tag=a.tag, device=a.device)
+    index = r.index(a.images, batch_size=a.batch_size, progress=True)
+    index.save(a.out)
+    dims = ", ".join(f"{k} {tuple(v.shape[1:])}" for k, v in index.feats.items())
+    print(f"indexed {len(index)} images -> {a.out} ({dims}; run {a.run}, checkpoint {a.tag})")
+    return 0
+
+
+def _caption_corpus(r, path) -> list[str]:
+    if path:
+        lines = [ln.strip() for ln in Path(path).read_text(encoding="utf-8").splitlines()]
+        return [ln for ln in lines if ln]
+    from rsnb import experiment as ex
+
+    cfg = {**r.cfg, "data": {**r.cfg["data"], "check_images": False}}
+    return ex.prepare_corpus(cfg, progress=False).captions  # the run's own dataset, every split
+
+
+def _search(a) -> int:
+    import rsnb
+    from rsnb.errors import RsnbError
+
+    if (a.query is None) == (a.image is None):
+        raise RsnbError("search: give a text query or --image PATH (one of the two)")
+    if a.image is None and a.index is None:
+        raise RsnbError("search: a text query needs --index INDEX (built with `rsnb index`)")
+    r = rsnb.load(a.run, tag=a.tag, device=a.device)
+    if a.image is not None:
+        captions = _caption_corpus(r, a.captions)
+        r.index_texts(captions)
+        rows = r.search(Path(a.image), k=a.k)
+        print(f"{a.image}: nearest of {len(captions)} captions")
+        for i, (text, score) in enumerate(rows, 1):
+            print(f"{i:3d}  {score:8.4f}  {text}")
+        return 0
+    r.use_index(a.index)
+    rows = r.search(a.query, k=a.k)
+    print(f"“{a.query}”: top {len(rows)} of {len(r.gallery)} images")
+    for i, (path, score) in enumerate(rows, 1):
+        print(f"{i:3d}  {score:8.4f}  {path}")
+    if a.gallery:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from rsnb.api import gallery_figure
+
+        Path(a.gallery).parent.mkdir(parents=True, exist_ok=True)
+        gallery_figure(a.query, rows).savefig(a.gallery, dpi=110)
+        print(f"gallery: {a.gallery}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------- parser
 _DEVICE_HELP = "auto (CUDA when present, default), cpu, cuda, cuda:1 ..."
 _OVERRIDES_HELP = "config overrides section.key=value, e.g. train.epochs=5 model.vga=soft (see `rsnb config`)"
@@ -190,6 +248,27 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("preset", help="preset name or YAML file")
     c.add_argument("overrides", nargs="*", help=_OVERRIDES_HELP)
     c.set_defaults(fn=_config)
+
+    ix = sub.add_parser("index", help="encode a folder of images with a trained run (for `rsnb search`)")
+    ix.add_argument("--run", required=True, help="run folder written by `rsnb train`")
+    ix.add_argument("--images", required=True, help="folder of images (searched recursively)")
+    ix.add_argument("--out", required=True, help="index folder to write (embeddings.safetensors + index.json)")
+    ix.add_argument("--tag", default="best", choices=("best", "last"), help="checkpoint (default best)")
+    ix.add_argument("--batch-size", type=int, default=32, help="images encoded at once (default 32)")
+    ix.add_argument("--device", default="auto", help=_DEVICE_HELP)
+    ix.set_defaults(fn=_index)
+
+    se = sub.add_parser("search", help="text -> images over an index, or --image PATH -> nearest captions")
+    se.add_argument("query", nargs="?", help='free-text query, e.g. "three white storage tanks"')
+    se.add_argument("--run", required=True, help="run folder the index was built with")
+    se.add_argument("--index", help="index folder written by `rsnb index` (text queries)")
+    se.add_argument("--image", help="image file: list the captions nearest to it instead")
+    se.add_argument("--captions", help="with --image: text file, one caption per line (default: the run's dataset)")
+    se.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    se.add_argument("--gallery", help="write the top-k images as a PNG grid to this file")
+    se.add_argument("--tag", default="best", choices=("best", "last"), help="checkpoint (default best)")
+    se.add_argument("--device", default="auto", help=_DEVICE_HELP)
+    se.set_defaults(fn=_search)
 
     from rsnb.audit.cli import add_parser as add_audit_parser  # `rsnb audit`: rsnb/audit/cli.py
 

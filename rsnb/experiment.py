@@ -434,6 +434,10 @@ def load_run(run_dir: str | Path, tag: str = "best", device="cpu") -> tuple:
         builder = registry.builder_for(cfg)
         tok = builder.load_tokenizer(run)
         mcfg = builder.make_config(cfg, len(tok))
+    size = getattr(mcfg, "vocab_size", None)
+    if size is not None and size != len(tok):
+        raise ckpt.CheckpointError(f"{run / registry.VOCAB_FILE}: {len(tok)} tokens, but the run's model was trained with "
+                                   f"{size} ({registry.MODEL_FILE}); the vocabulary does not belong to this run")
     model = builder.build(mcfg, tok, False)
     if tag == "best" and not ckpt.checkpoint_paths(run, tag)["json"].is_file():
         kept = "a last checkpoint" if ckpt.checkpoint_paths(run, "last")["json"].is_file() else "no checkpoint at all"

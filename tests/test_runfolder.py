@@ -127,3 +127,19 @@ def test_evaluate_names_its_checkpoint_and_needs_best_or_tag_last(tmp_path, caps
     assert "no best checkpoint" in err and "the run has a last checkpoint; pass --tag last" in err
     assert main(["evaluate", "--run", str(run), "--tag", "last", "--device", "cpu"]) == 0
     assert "checkpoint: last (" in capsys.readouterr().out
+
+
+def test_vocab_that_no_longer_matches_the_checkpoint_is_one_error(tmp_path, capsys):
+    run = tmp_path / "run"
+    ex.train_run(_cfg(tmp_path), run, device="cpu", progress=False)
+    vocab = json.loads((run / "vocab.json").read_text())
+    vocab["words"] = vocab["words"] + ["zzqx-one", "zzqx-two"]  # a vocab edited (or from another run) after training
+    (run / "vocab.json").write_text(json.dumps(vocab))
+    assert main(["evaluate", "--run", str(run), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rsnb: error: ") and "\n" not in err
+    assert "vocab.json: " in err and "the vocabulary does not belong to this run" in err
+    (run / "model.json").unlink()  # an older run folder: the model is sized from the vocab, the weights disagree
+    assert main(["evaluate", "--run", str(run), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "does not match the model" in err and "shape mismatches" in err and "\n" not in err

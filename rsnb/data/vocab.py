@@ -301,9 +301,12 @@ class Vocab:
         missing = [k for k in ("words", "unk_id") if k not in data]
         if missing:
             raise DataFormatError(f"{path}: missing key {missing[0]!r} in vocab file")
-        if "stopwords" in data:
-            return cls(data["words"], unk_id=data["unk_id"], stopwords=data["stopwords"])
-        return cls(data["words"], unk_id=data["unk_id"], remove_stopwords=bool(data.get("remove_stopwords", False)))
+        try:
+            if "stopwords" in data:
+                return cls(data["words"], unk_id=data["unk_id"], stopwords=data["stopwords"])
+            return cls(data["words"], unk_id=data["unk_id"], remove_stopwords=bool(data.get("remove_stopwords", False)))
+        except ValueError as e:  # duplicate words, no <pad>/<unk>: one line naming the file
+            raise DataFormatError(f"{path}: {e}") from None
 
     def __repr__(self) -> str:
         return f"Vocab({len(self)} entries, unk_id={self.unk_id}, stopwords={self.stopwords!r})"
