@@ -9,6 +9,7 @@ Shown in notebooks/04_training.ipynb and notebooks/05_evaluation.ipynb.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import warnings
@@ -367,19 +368,31 @@ def evaluation_split(cfg: dict, split: str = "test"):
     return prepare_corpus(full, progress=False).split(split)
 
 
+def _with_init_request(cfg: dict, requested: dict) -> dict:
+    """``cfg`` with ``model.pretrained`` as a request: a run folder records what the backbone really
+    used (``imagenet``, ``random`` or a path); ``random`` after a failed ImageNet download still
+    answers a request for ImageNet weights."""
+    out = copy.deepcopy(cfg)
+    m, want = out.get("model") or {}, (requested.get("model") or {}).get("pretrained")
+    if "pretrained" in m:
+        aliases = {True: "imagenet", False: "random", None: "random"}
+        value = aliases.get(m["pretrained"], m["pretrained"]) if isinstance(m["pretrained"], bool | None) else m["pretrained"]
+        want = aliases.get(want, want) if isinstance(want, bool | None) else want
+        m["pretrained"] = want if (value, want) == ("random", "imagenet") else value
+    return out
+
+
 def run_status(cfg: dict, run_dir) -> str:
     """``"complete"`` (same config, all epochs), ``"partial"`` (same config, resumable) or ``"absent"``."""
     run = Path(run_dir)
     files = [run / f for f in ("config.yaml", "last.json", "history.json")]
     if not all(f.is_file() for f in files):
         return "absent"
-    want = yaml.safe_load(yaml.safe_dump(cfg))  # compare as stored
+    from rsnb.experiment import resolve_protocol
+
     stored = yaml.safe_load(files[0].read_text())
-    init = {False: "random", True: "imagenet"}  # a run records the backbone init it really got
-    for c in (want, stored):
-        if isinstance(c, dict) and isinstance((c.get("model") or {}).get("pretrained"), bool):
-            c["model"]["pretrained"] = init[c["model"]["pretrained"]]
-    if stored != want:
+    wanted = yaml.safe_load(yaml.safe_dump(resolve_protocol(copy.deepcopy(cfg))))  # compare as stored
+    if _with_init_request(stored, wanted) != _with_init_request(wanted, wanted):
         return "absent"
     done = len(json.loads((run / "history.json").read_text()))
     return "complete" if done >= int(cfg["train"].get("epochs", 0)) else "partial"

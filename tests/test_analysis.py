@@ -290,3 +290,24 @@ def test_cached_run_trains_once_and_is_reproducible(tmp_path, monkeypatch):
     monkeypatch.setattr(experiment, "train_run", fake_train_run)
     with pytest.warns(UserWarning, match="does not load"), pytest.raises(Retrained):
         an.cached_run(cfg, tmp_path / "a", device="cpu")
+
+
+def test_run_status_reads_the_recorded_backbone_init(tmp_path):
+    """A run folder records the backbone init it really had; an offline fallback to random weights
+    still answers the same config, any other difference does not."""
+    import yaml
+
+    from rsnb import experiment as ex
+
+    cfg = ex.load_config("synthetic", ["train.epochs=1", "model.pretrained=true"], quick=False)
+    stored = json.loads(json.dumps(cfg))
+    stored["model"]["pretrained"] = "random"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(stored))
+    (tmp_path / "last.json").write_text("{}")
+    (tmp_path / "history.json").write_text(json.dumps([{"epoch": 1}]))
+    assert an.run_status(cfg, tmp_path) == "complete"
+    assert an.run_status({**cfg, "model": {**cfg["model"], "pretrained": False}}, tmp_path) == "complete"
+    assert an.run_status({**cfg, "model": {**cfg["model"], "pretrained": "/w/resnet18.pth"}}, tmp_path) == "absent"
+    stored["model"]["pretrained"] = "imagenet"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(stored))
+    assert an.run_status({**cfg, "model": {**cfg["model"], "pretrained": False}}, tmp_path) == "absent"
