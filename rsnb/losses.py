@@ -185,3 +185,98 @@ class TripletLoss(nn.Module):
 
 
 DynamicMarginTripletLoss = TripletLoss
+
+
+# ------------------------------------------------------------------------------------ MSA
+FORMS = ("paper", "released")
+
+
+def same_image_off_diagonal(image_ids: Tensor | None, B: int, device) -> Tensor:
+    """(B, B) bool, True where samples i != j show the same image (never negatives); all False without ids."""
+    if image_ids is None:
+        return torch.zeros(B, B, dtype=torch.bool, device=device)
+    ids = torch.as_tensor(image_ids, device=device).reshape(-1)
+    if ids.numel() != B:
+        raise ValueError(f"image_ids has {ids.numel()} entries for a batch of {B}")
+    return (ids[:, None] == ids[None, :]) & ~torch.eye(B, dtype=torch.bool, device=device)
+
+
+def alignment_loss(scores: Tensor, image_ids: Tensor | None = None, *, form: str = "paper",
+                   temperature: float | Tensor = 1.0, mask_same_image: bool = True) -> Tensor:
+    """MSA's per-scale alignment loss (MSCMA) on one in-batch score matrix, diagonal = positives.
+
+    * ``paper`` (default): cross-entropy of ``scores / temperature`` in both directions (rows:
+      image -> captions, columns: caption -> images), the mean of the two, each a mean over the batch.
+    * ``released``: the row direction only, ``scores`` (the released code's post-sigmoid values) used
+      as the logits directly, a mean over the batch.
+
+    With ``mask_same_image`` the other captions of a row's image (and the other copies of a column's
+    image) are removed from the softmax: they are not negatives.
+
+    Args:
+        scores: (B, B), rows images, columns captions.
+        image_ids: (B,) image of each sample (for the mask).
+        form: ``"paper"`` or ``"released"``.
+        temperature: a float or a scalar tensor (learnable), paper form only.
+        mask_same_image: see above.
+
+    Returns:
+        The scalar loss.
+    """
+    if form not in FORMS:
+        raise ValueError(f"alignment_loss: form must be one of {FORMS}, got {form!r}")
+    if scores.dim() != 2 or scores.shape[0] != scores.shape[1]:
+        raise ValueError(f"alignment_loss: scores must be square (B, B), got {tuple(scores.shape)}")
+    B = scores.shape[0]
+    target = torch.arange(B, device=scores.device)
+    logits = scores / temperature if form == "paper" else scores  # (B, B)
+    if mask_same_image:
+        logits = logits.masked_fill(same_image_off_diagonal(image_ids, B, scores.device), float("-inf"))
+    rows = nn.functional.cross_entropy(logits, target)
+    if form == "released":
+        return rows
+    return 0.5 * (rows + nn.functional.cross_entropy(logits.T, target))
+
+
+def consistency_loss(student: Tensor, teacher: Tensor, image_ids: Tensor | None = None, *,
+                     form: str = "paper", temperature: float = 2.0, mask_same_image: bool = True) -> Tensor:
+    """MSA's cross-scale consistency loss (CSMMC): the largest scale teaches a smaller one.
+
+    Both (B, B) matrices become, for every caption (column), a distribution over the images:
+    ``P = softmax(S / temperature, dim=0)``; the teacher is detached. The loss is a KL divergence
+    averaged over all B^2 entries (the released reduction):
+
+    * ``paper`` (default): KL(teacher || student) = mean P_t (log P_t - log P_s), the distillation order;
+    * ``released``: the released argument order, mean P_s (log P_s - log P_t) = KL(student || teacher).
+
+    With ``mask_same_image`` the other copies of a caption's image leave both distributions.
+
+    Args:
+        student, teacher: (B, B) score matrices of a smaller scale and of the largest scale.
+        image_ids: (B,) image of each sample (for the mask).
+        form: ``"paper"`` or ``"released"``.
+        temperature: softmax temperature (2 as released).
+        mask_same_image: see above.
+
+    Returns:
+        The scalar loss (0 when the two distributions agree).
+    """
+    if form not in FORMS:
+        raise ValueError(f"consistency_loss: form must be one of {FORMS}, got {form!r}")
+    if student.shape != teacher.shape or student.dim() != 2:
+        raise ValueError(f"consistency_loss: student {tuple(student.shape)} and teacher {tuple(teacher.shape)} "
+                         "must be the same (B, B) shape")
+    B = student.shape[0]
+    drop = same_image_off_diagonal(image_ids, B, student.device) if mask_same_image else None
+    logs = []
+    for s in (student, teacher.detach()):
+        z = s / temperature
+        if drop is not None:
+            z = z.masked_fill(drop, float("-inf"))
+        logs.append(torch.log_softmax(z, dim=0))  # (B, B), each column sums to 1 in probability
+    log_s, log_t = logs
+    p, log_p, log_q = (log_t.exp(), log_t, log_s) if form == "paper" else (log_s.exp(), log_s, log_t)
+    terms = p * (log_p - log_q)  # (B, B)
+    if drop is not None:
+        terms = terms.masked_fill(drop, 0.0)  # 0 * (-inf - -inf) would be NaN
+    return terms.mean()

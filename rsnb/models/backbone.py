@@ -156,7 +156,8 @@ class Backbone(nn.Module):
         arch: ``"resnet18"`` (paper and code) or ``"resnet50"``.
         pretrained: ``True``/``"imagenet"``, ``False``/``"random"`` or a weights file path (see
             :func:`build_resnet`).
-        embed_dim: D, size of the global vector v(g).
+        embed_dim: D, size of the global vector v(g); 0 builds no ``global_fc`` (use :meth:`stages`,
+            as MSA does).
         keep_fc: keep ResNet's classifier ``fc`` as a frozen, unused module. The released code leaves it
             in place, so its parameter count includes it; it never takes part in ``forward``.
         grouping: ``"code"`` (layer1+layer2 | layer3+layer4, released code) or ``"paper"`` (stem +
@@ -179,6 +180,7 @@ class Backbone(nn.Module):
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
         c1, c2, c3, c4 = (_stage_channels(s) for s in (self.layer1, self.layer2, self.layer3, self.layer4))
+        self.stage_channels = (c1, c2, c3, c4)
         c0 = net.conv1.out_channels
         self.low_channels = c1 + c2 + (c0 if grouping == "paper" else 0)
         self.high_channels = c3 + c4
@@ -187,7 +189,19 @@ class Backbone(nn.Module):
         if keep_fc:
             self.fc = net.fc
             self.fc.requires_grad_(False)
-        self.global_fc = nn.Linear(c4, embed_dim)
+        self.global_fc = nn.Linear(c4, embed_dim) if embed_dim > 0 else None
+
+    def _stages(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        x = self.stem(images)  # (B, 64, H/4, W/4)
+        f1 = self.layer1(x)  # (B, c1, H/4, W/4)
+        f2 = self.layer2(f1)  # (B, c2, H/8, W/8)
+        f3 = self.layer3(f2)  # (B, c3, H/16, W/16)
+        f4 = self.layer4(f3)  # (B, c4, H/32, W/32)
+        return x, f1, f2, f3, f4
+
+    def stages(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The four residual stage outputs f1..f4: (B, c_s, H/4, W/4) .. (B, c4, H/32, W/32)."""
+        return self._stages(images)[1:]
 
     def forward(self, images: Tensor) -> BackboneFeatures:
         """Encode images.
@@ -198,11 +212,7 @@ class Backbone(nn.Module):
         Returns:
             :class:`BackboneFeatures` (low, high, glob).
         """
-        x = self.stem(images)  # (B, 64, H/4, W/4)
-        f1 = self.layer1(x)  # (B, c1, H/4, W/4)
-        f2 = self.layer2(f1)  # (B, c2, H/8, W/8)
-        f3 = self.layer3(f2)  # (B, c3, H/16, W/16)
-        f4 = self.layer4(f3)  # (B, c4, H/32, W/32)
+        x, f1, f2, f3, f4 = self._stages(images)
         low_parts = [x, f1] if self.grouping == "paper" else [f1]
         low = torch.cat([*low_parts, F.interpolate(f2, size=f1.shape[-2:], mode="nearest")], dim=1)
         high = torch.cat([f3, F.interpolate(f4, size=f3.shape[-2:], mode="nearest")], dim=1)

@@ -31,11 +31,12 @@ import torch
 from torch import nn
 
 from rsnb.data.vocab import Vocab
+from rsnb.errors import ConfigError
 
 #: model name -> module holding its ``BUILDER`` (imported lazily: transformers only loads for MSA).
 REGISTRY: dict[str, str] = {
     "amfmn": "rsnb.models.amfmn",
-    # "msa": "rsnb.models.msa",  (lands with the model)
+    "msa": "rsnb.models.msa",
 }
 
 VOCAB_FILE = "vocab.json"
@@ -54,14 +55,16 @@ def build_vocab(train_split, run_cfg: dict) -> Vocab:
     return Vocab.build(texts, min_count=int(d["min_count"]), stopwords=stopwords)
 
 
-def _vocab_tokenizer(run_cfg: dict, train_split, run_dir: Path | None = None) -> Vocab:
+def vocab_tokenizer(run_cfg: dict, train_split, run_dir: Path | None = None) -> Vocab:
+    """The default ``make_tokenizer``: :func:`build_vocab`, saved as ``run_dir/vocab.json``."""
     vocab = build_vocab(train_split, run_cfg)
     if run_dir is not None:
         vocab.save(Path(run_dir) / VOCAB_FILE)
     return vocab
 
 
-def _load_vocab(run_dir: Path) -> Vocab:
+def load_vocab(run_dir: Path) -> Vocab:
+    """The default ``load_tokenizer``: ``run_dir/vocab.json``."""
     return Vocab.load(Path(run_dir) / VOCAB_FILE)
 
 
@@ -94,8 +97,8 @@ class ModelBuilder:
     config_cls: type
     make_config: Callable[[dict, int], Any]
     build: Callable[[Any, Any, bool], nn.Module]
-    make_tokenizer: Callable[..., Any] = _vocab_tokenizer
-    load_tokenizer: Callable[[Path], Any] = _load_vocab
+    make_tokenizer: Callable[..., Any] = vocab_tokenizer
+    load_tokenizer: Callable[[Path], Any] = load_vocab
     batch_hook: Callable[[Any, Any], Callable | None] = _no_hook
     run_keys: tuple[str, ...] = ("name", "preset")
     derived_keys: tuple[str, ...] = ("vocab_size", "image_size")
@@ -119,7 +122,7 @@ def model_names() -> list[str]:
 def get_builder(name: str) -> ModelBuilder:
     """The :class:`ModelBuilder` of ``name`` (``model.name`` of a run config)."""
     if name not in REGISTRY:
-        raise ValueError(f"model.name {name!r} is not a known model; choose one of {model_names()}")
+        raise ConfigError(f"model.name {name!r} is not a known model; choose one of {model_names()}")
     builder = importlib.import_module(REGISTRY[name]).BUILDER
     if builder.name != name:
         raise RuntimeError(f"{REGISTRY[name]}.BUILDER is named {builder.name!r}, registered as {name!r}")
@@ -136,7 +139,7 @@ def split_model_section(run_cfg: dict, builder: ModelBuilder) -> tuple[dict, dic
     m = dict(run_cfg.get("model") or {})
     unknown = sorted(set(m) - builder.allowed_keys())
     if unknown:
-        raise ValueError(f"model ({builder.name}): unknown keys {unknown}; allowed: {sorted(builder.allowed_keys())}")
+        raise ConfigError(f"model ({builder.name}): unknown keys {unknown}; allowed: {sorted(builder.allowed_keys())}")
     run = {k: m.pop(k) for k in builder.run_keys if k in m}
     return run, m
 
