@@ -30,8 +30,12 @@ def test_msa_presets_resolve_paper_settings():
         assert (t["optimizer"], t["lr"], t["weight_decay"], t["epochs"], t["batch_size"]) == ("adamw", 1e-5, 0.1, 60, 32)
     off = ex.model_config(ex.load_config("msa_rsitmd", ["model.preset=official"], quick=False), 50)
     assert (off.alignment, off.consistency, off.mask_padding) == ("released", "released", False)
+    with pytest.raises(ValueError, match=r"unknown key 'model.vga'; allowed keys in model: name, preset, backbone"):
+        ex.load_config("msa_synthetic", ["model.vga=soft"], quick=False)  # MSA's keys, not AMFMN's
+    cfg = ex.load_config("msa_synthetic", quick=False)
+    cfg["model"]["vga"] = "soft"
     with pytest.raises(ValueError, match=r"model \(msa\): unknown keys \['vga'\]"):
-        ex.model_config(ex.load_config("msa_synthetic", ["model.vga=soft"], quick=False), 50)
+        ex.model_config(cfg, 50)
 
 
 def test_msa_bigru_train_evaluate_roundtrip(tmp_path):

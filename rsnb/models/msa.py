@@ -57,7 +57,7 @@ class MSAConfig:
 
     Attributes:
         backbone: ``"resnet50"`` (paper) or ``"resnet18"`` (CPU / quick mode).
-        pretrained: ImageNet initialisation of the backbone.
+        pretrained: backbone initialisation: True/``"imagenet"``, False/``"random"`` or a weights file.
         image_size: input side (224 as released), a multiple of 32.
         embed_dim: joint size D; 0 = the text encoder's width (768 BERT-base, 384 MiniLM, ``text_hidden``).
         text_encoder: ``"bert"`` (any BERT-style ``transformers`` model), ``"bigru"`` (no weights
@@ -82,7 +82,7 @@ class MSAConfig:
     """
 
     backbone: str = "resnet50"
-    pretrained: bool = True
+    pretrained: bool | str = True
     image_size: int = 224
     embed_dim: int = 0
     text_encoder: str = "bert"
@@ -253,7 +253,8 @@ class MSA(nn.Module):
             self.text = BiGRUEncoder(cfg.vocab_size, cfg.word_dim, cfg.text_hidden, D)
         self.text_global = nn.Identity() if cfg.text_encoder == "bigru" or width == D else nn.Linear(width, D)
         self.text_local = nn.Identity() if width == D else nn.Linear(width, D)
-        self.backbone = Backbone(cfg.backbone, cfg.pretrained and init_pretrained, embed_dim=0)
+        self.backbone = Backbone(cfg.backbone, cfg.pretrained if init_pretrained else False, embed_dim=0)
+        self.backbone_init = self.backbone.init  # what the backbone really got (recorded by the run)
         chans = self.backbone.stage_channels
         self.embed_proj = nn.ModuleList(nn.Linear(c, D) for c in chans)  # global embedding branch
         self.query_proj = nn.ModuleList(nn.Linear(c, D) for c in chans)  # MSCMAT queries
