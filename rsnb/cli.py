@@ -1,4 +1,4 @@
-"""Command line: ``python -m rsnb {synth,train,evaluate,demo,config,index,search,audit}``.
+"""Command line: ``python -m rsnb {synth,train,evaluate,demo,config,index,search,audit,study}``.
 
 Examples::
 
@@ -13,6 +13,7 @@ Examples::
     python -m rsnb index --run runs/demo --images my_images/ --out runs/demo_index
     python -m rsnb search --run runs/demo --index runs/demo_index "three white storage tanks" -k 8 --gallery top.png
     python -m rsnb audit --data /data/rsitmd --against /data/rsicd --out audit/rsitmd
+    python -m rsnb study ablation --budget cpu --seeds 0 1 2 --out runs/study   # multi-seed Table VI study
 
 Expected errors (bad data, config, checkpoint or run folder: :class:`rsnb.errors.RsnbError`, missing
 files) print one ``rsnb: error: ...`` line and exit with status 2; ``--debug`` or ``RSNB_DEBUG=1``
@@ -211,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show the full traceback of an error (also RSNB_DEBUG=1; accepted after the command too)")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     sub.add_parser("synth", help="write the synthetic dataset (see `rsnb synth --help`)", add_help=False)
+    sub.add_parser("study", help="multi-seed ablation study with significance tests (see `rsnb study --help`)",
+                   add_help=False)
 
     t = sub.add_parser("train", help="train a model from a YAML config or preset")
     t.add_argument("--config", default="synthetic",
@@ -294,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "synth":
             return _synth(argv[1:])
+        if argv and argv[0] == "study":  # multi-seed studies: rsnb/study.py owns its arguments
+            from rsnb.study import main as study_main
+
+            return study_main(argv[1:])
         a = build_parser().parse_args(argv)
         return a.fn(a)
     except (RsnbError, FileNotFoundError, FloatingPointError) as err:

@@ -3,7 +3,7 @@
 A config has four sections (see the presets in ``rsnb/configs/*.yaml``, shipped as package data)::
 
     image_size: 256
-    data:   {path, image_dir, synthetic: {images, size, seed}, min_count, val_fraction,
+    data:   {path, image_dir, synthetic: {images, size, seed, splits}, min_count, val_fraction,
              vocab, stopwords, augment, ...}
     model:  {name: amfmn | msa, preset: ..., ...overrides of that model's config dataclass}
     train:  {...TrainConfig fields}
@@ -70,7 +70,7 @@ DEFAULTS: dict = {
         "path": None,
         "image_dir": None,
         "cache_dir": None,  # None: rsnb.config.cache_dir() (RSNB_CACHE or ~/.cache/rsnb)
-        "synthetic": {"images": 2000, "size": 256, "seed": 0},
+        "synthetic": {"images": 2000, "size": 256, "seed": 0, "splits": [0.8, 0.1, 0.1]},
         "min_count": 5,
         "vocab": None,  # a vocabulary file (AMFMN word2idx json or rsnb vocab.json); None: build on train
         "stopwords": None,  # keep | unk | delete; None: unk for model.preset official, else keep
@@ -239,7 +239,25 @@ def synthetic_path(cfg: dict) -> Path:
     """Folder of the synthetic dataset a config asks for (generated on first use)."""
     s = cfg["data"]["synthetic"]
     base = Path(cfg["data"]["cache_dir"]) if cfg["data"].get("cache_dir") else cache_dir()
-    return base / f"synthetic-n{s['images']}-s{s['size']}-seed{s['seed']}"
+    name = f"synthetic-n{s['images']}-s{s['size']}-seed{s['seed']}"
+    splits = _synthetic_splits(s)
+    if splits != (0.8, 0.1, 0.1):  # the default keeps its historical folder name
+        name += "-split" + "-".join(f"{f:g}" for f in splits)
+    return base / name
+
+
+def _synthetic_splits(s: dict) -> tuple[float, float, float]:
+    """``data.synthetic.splits`` as three train/val/test fractions (default 0.8, 0.1, 0.1)."""
+    raw = s.get("splits") or (0.8, 0.1, 0.1)
+    if isinstance(raw, str):
+        raw = raw.split(",")
+    try:
+        splits = tuple(float(f) for f in raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"data.synthetic.splits must be three train,val,test fractions, got {raw!r}") from None
+    if len(splits) != 3 or min(splits) < 0 or abs(sum(splits) - 1) > 1e-6:
+        raise ConfigError(f"data.synthetic.splits must be three non-negative fractions summing to 1, got {raw!r}")
+    return splits
 
 
 def prepare_corpus(cfg: dict, progress: bool = True) -> Corpus:
@@ -264,7 +282,7 @@ def prepare_corpus(cfg: dict, progress: bool = True) -> Corpus:
             # parallel notebooks) never read a half-written dataset
             s = d["synthetic"]
             tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
-            generate(tmp, s["images"], size=s["size"], seed=s["seed"], progress=progress)
+            generate(tmp, s["images"], size=s["size"], seed=s["seed"], splits=_synthetic_splits(s), progress=progress)
             try:
                 tmp.rename(folder)
             except OSError:  # another process finished first; theirs is identical

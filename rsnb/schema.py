@@ -45,6 +45,8 @@ RANGES = {
     "data.keyword_word_share": (lambda v: 0 <= v <= 1, "must be between 0 and 1 (share of training keyword phrases)"),
     "data.synthetic.images": _GE1,
     "data.synthetic.size": (lambda v: v >= 32, "must be >= 32"),
+    "data.synthetic.splits": (lambda v: len(v) == 3 and all(isinstance(f, (int, float)) and f >= 0 for f in v)
+                              and abs(sum(v) - 1) < 1e-6, "must be three train, val, test fractions >= 0 summing to 1"),
     "data.captions_per_image": (lambda v: v == "any" or (isinstance(v, int) and v >= 1),
                                 "must be a number of captions >= 1 or 'any'"),
     "train.epochs": _GE1,

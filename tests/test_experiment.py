@@ -40,7 +40,7 @@ def test_load_config_overrides_and_errors(tmp_path):
                                   "train.lr=2e-4"], quick=False)
     assert cfg["train"]["epochs"] == 3 and cfg["model"]["vga"] == "soft"
     assert cfg["train"]["lr"] == 2e-4 and isinstance(cfg["train"]["lr"], float)
-    assert cfg["data"]["synthetic"] == {"images": 77, "size": 128, "seed": 0}
+    assert cfg["data"]["synthetic"] == {"images": 77, "size": 128, "seed": 0, "splits": [0.8, 0.1, 0.1]}
     quick = ex.load_config("synthetic", quick=True)
     assert quick["image_size"] == 128 and quick["train"]["epochs"] == 1
     assert quick["data"]["synthetic"]["images"] == 120 and quick["data"]["max_images"] == 120

@@ -27,7 +27,7 @@ from rsnb.schema import check_value
     ("train.quiet=maybe", r"^train.quiet: expected true or false, got 'maybe'$"),
     ("data.val_fraction=1.5", r"^data.val_fraction: 1.5 must be between 0 and 1"),
     ("data.captions_per_image=0", r"^data.captions_per_image: 0 must be a number of captions >= 1 or 'any'$"),
-    ("data.synthetic=3", r"^data.synthetic: expected a mapping of keys \(images, size, seed\), got 3$"),
+    ("data.synthetic=3", r"^data.synthetic: expected a mapping of keys \(images, size, seed, splits\), got 3$"),
     ("train.amp=half", r"^train.amp = 'half'; expected one of"),
     ("model.vga=sof", r"^model.vga must be one of \('soft', 'fusion', 'sim'\), got 'sof'$"),
     ("model.preset=m10", r"^model.preset: ablation must be one of \['m1'.*got 'm10' \(or paper, official\)$"),

@@ -1,0 +1,412 @@
+"""Controlled ablation study: Table VI rows trained under one budget, several seeds, significance.
+
+``python -m rsnb study ablation`` trains every requested model (default m1, m5, m6, m9 and the paper
+preset) for every seed under the SAME budget (data, image size, epochs, batch, learning rate), evaluates
+each run's best-validation checkpoint on the test split and keeps the per-query ranks, then reports:
+
+* mean ± std (over seeds) of test mR and the R@K, and the mean best validation mR;
+* against the baseline (m1): Welch's t-test over the per-seed test mR, and a paired bootstrap over
+  test images (each image resampled with its five captions, both models scored on the same resample,
+  ranks averaged over seeds first) giving a 95% interval and a two-sided p for the mR difference;
+* per scale band (synthetic data only): text-to-image R@K for captions that name only small targets,
+  small + larger ones, or only medium/large ones (:func:`rsnb.analysis.caption_scale_groups`).
+
+A model is a spec ``NAME`` (a preset: ``m1``..``m9``, ``paper``, ``official``) or
+``NAME:key=value,key=value`` (the preset plus config overrides, e.g. ``m6:model.loss=fixed`` or
+``m1:train.lr=1e-3``). Two specs that resolve to the same config (``paper`` and ``m6``) share one
+run. Runs live in ``<out>/<spec>/seed<k>`` and are reused when their config matches, so an
+interrupted study resumes where it stopped.
+
+Budgets (:data:`BUDGETS`) are override lists on the ``demo`` config: ``cpu`` is the reduced budget the
+committed table was measured with on a 2-core CPU; ``gpu`` is the larger one for a GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+#: override lists on configs/demo.yaml; every model of a study gets the same one
+BUDGETS: dict[str, list[str]] = {
+    # 2-core CPU shared with other jobs (about 2 CPU-minutes per run): 150 train / 50 val / 200 test scenes
+    # rendered at 128 px, trained at 64 px for 3 epochs of 24 steps
+    "cpu": ["image_size=64", "data.synthetic.images=400", "data.synthetic.size=128",
+            "data.synthetic.splits=[0.375,0.125,0.5]", "train.epochs=3", "train.batch_size=32", "train.lr=5e-4",
+            "train.lr_step=4", "train.quiet=true"],
+    # one GPU (minutes per run): 2,000 scenes at 256 px, 1,400 / 200 / 400, 30 epochs
+    "gpu": ["image_size=256", "data.synthetic.images=2000", "data.synthetic.size=256",
+            "data.synthetic.splits=[0.7,0.1,0.2]", "train.epochs=30", "train.batch_size=64", "train.lr=2e-4",
+            "train.lr_step=20", "train.quiet=true"],
+    # tests only: a handful of steps
+    "tiny": ["image_size=64", "data.synthetic.images=30", "data.synthetic.size=64", "data.min_count=1",
+             "data.synthetic.splits=[0.5,0.2,0.3]", "train.epochs=1", "train.batch_size=8", "train.quiet=true"],
+}
+DEFAULT_MODELS = ("m1", "m5", "m6", "m9", "paper")
+BASELINE = "m1"
+
+
+# ------------------------------------------------------------------------------ specs and configs
+def parse_spec(spec: str) -> tuple[str, list[str]]:
+    """``"m6:model.loss=fixed,train.lr=1e-3"`` -> ``("m6", ["model.loss=fixed", "train.lr=1e-3"])``."""
+    name, _, rest = spec.partition(":")
+    if not re.fullmatch(r"paper|official|m[1-9]", name):
+        raise ValueError(f"model spec {spec!r}: must start with a preset (paper, official, m1..m9)")
+    overrides = [o.strip() for o in re.split(r",(?=[\w.]+=)", rest) if o.strip()] if rest else []
+    for o in overrides:
+        if "=" not in o:
+            raise ValueError(f"model spec {spec!r}: override {o!r} must look like section.key=value")
+    return name, overrides
+
+
+def spec_dir(spec: str) -> str:
+    """Folder name of a spec: ``m6:model.loss=fixed`` -> ``m6__model.loss-fixed``."""
+    return re.sub(r"[^\w.+-]", "-", spec.replace(":", "__").replace(",", "__"))
+
+
+def run_config(spec: str, seed: int, budget: str | Sequence[str] = "cpu", extra: Sequence[str] = (),
+               base: str = "demo") -> dict:
+    """The resolved run config of one (model spec, seed) under a budget.
+
+    Args:
+        spec: model spec (see the module docstring).
+        seed: ``train.seed``; it sets the initial weights and the batch order.
+        budget: a :data:`BUDGETS` name or an explicit override list.
+        extra: overrides applied to every model after the budget (e.g. ``data.synthetic.seed=1``).
+        base: config preset or file the budget applies to.
+    """
+    from rsnb import experiment as ex
+
+    name, overrides = parse_spec(spec)
+    budget_list = BUDGETS[budget] if isinstance(budget, str) else list(budget)
+    if isinstance(budget, str) and budget not in BUDGETS:
+        raise ValueError(f"budget {budget!r}: expected one of {sorted(BUDGETS)}")
+    return ex.load_config(base, [*budget_list, *extra, f"model.preset={name}", *overrides, f"train.seed={seed}"],
+                          quick=False)
+
+
+def model_key(cfg: dict) -> str:
+    """Identity of what a config trains (resolved model config + everything else); equal keys share a run."""
+    from rsnb import experiment as ex
+
+    rest = {k: v for k, v in cfg.items() if k != "model"}
+    mcfg = ex.model_config(cfg, vocab_size=2).to_dict()
+    if mcfg["text_input"] != "both" and not mcfg["keep_unused_modules"]:
+        mcfg.pop("use_vgmf")  # no VGMF module is built: paper and m6 are the same model
+    return json.dumps({"model": mcfg, "rest": rest}, sort_keys=True, default=str)
+
+
+# ------------------------------------------------------------------------------ running
+STUDY_FILE = "study_config.json"  # the config as the study asked for it (train_run records a resolved one)
+
+
+def run_status(cfg: dict, run_dir: Path) -> str:
+    """``"complete"``, ``"partial"`` (resumable) or ``"absent"`` for a run of exactly ``cfg``."""
+    files = [run_dir / f for f in (STUDY_FILE, "last.json", "history.json")]
+    if not all(f.is_file() for f in files) or json.loads(files[0].read_text()) != json.loads(json.dumps(cfg)):
+        return "absent"
+    done = len(json.loads(files[2].read_text()))
+    return "complete" if done >= int(cfg["train"]["epochs"]) else "partial"
+
+
+def run_one(cfg: dict, run_dir: Path, device="auto") -> dict:
+    """Train (or reuse) one run, evaluate its best checkpoint on test, keep per-query ranks.
+
+    Writes ``metrics_test.json`` and ``ranks_test.npz`` (``i2t`` (N_images,), ``t2i`` (N_captions,)
+    0-based ranks) into ``run_dir``.
+
+    Returns:
+        ``{"test": metrics, "val_mR": best validation mR, "ranks": {"i2t", "t2i"}}``.
+    """
+    from rsnb import experiment as ex
+    from rsnb.evaluate import evaluate, retrieval_metrics
+
+    run_dir = Path(run_dir)
+    status = run_status(cfg, run_dir)
+    ranks_file = run_dir / "ranks_test.npz"
+    if status != "complete":
+        ranks_file.unlink(missing_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / STUDY_FILE).write_text(json.dumps(cfg, indent=1, sort_keys=True))
+        ex.train_run(cfg, run_dir, resume=status == "partial", device=device, progress=False)
+    history = json.loads((run_dir / "history.json").read_text())
+    val = max((r.get("val_mR", float("nan")) for r in history), default=float("nan"))
+    if not ranks_file.is_file():
+        model, vocab, _ = ex.load_run(run_dir, "best")
+        test = ex.prepare_corpus(cfg, progress=False).split("test")
+        metrics, sims = evaluate(model, test, vocab, device=device, batch_size=int(cfg["eval"]["batch_size"]),
+                                 image_size=int(cfg["image_size"]), return_sims=True)
+        _, ranks = retrieval_metrics(sims, test.caption_to_image, return_ranks=True)
+        np.savez(ranks_file, i2t=ranks["i2t"], t2i=ranks["t2i"])
+        (run_dir / "metrics_test.json").write_text(json.dumps(metrics, indent=2))
+    with np.load(ranks_file) as z:
+        ranks = {k: z[k] for k in ("i2t", "t2i")}
+    metrics = json.loads((run_dir / "metrics_test.json").read_text())
+    return {"test": metrics, "val_mR": float(val), "ranks": ranks}
+
+
+def run_study(models: Sequence[str] = DEFAULT_MODELS, seeds: Sequence[int] = (0, 1, 2), out="runs/study",
+              budget: str | Sequence[str] = "cpu", extra: Sequence[str] = (), device="auto",
+              log=print) -> dict:
+    """Train and evaluate every (model, seed); return ``{spec: [run result per seed]}`` plus the test split.
+
+    Returns:
+        ``{"runs": {spec: [run_one result, ...]}, "shared": {spec: spec it shares runs with},
+        "test": the test Corpus split, "config": the first run's config}``.
+    """
+    from rsnb import experiment as ex
+
+    out = Path(out)
+    runs, shared, owner = {}, {}, {}
+    cfg0 = None
+    for spec in models:
+        runs[spec] = []
+        for seed in seeds:
+            cfg = run_config(spec, seed, budget, extra)
+            cfg0 = cfg0 or cfg
+            key = model_key(cfg)
+            if key in owner and owner[key][0] != spec:
+                shared[spec] = owner[key][0]
+                runs[spec].append(runs[owner[key][0]][seeds.index(seed)])
+                continue
+            owner[key] = (spec, seed)
+            run_dir = out / spec_dir(spec) / f"seed{seed}"
+            res = run_one(cfg, run_dir, device)
+            log(f"[study] {spec} seed {seed}: test mR {res['test']['mR']:.2f} (best val mR {res['val_mR']:.2f})"
+                f"  {run_dir}")
+            runs[spec].append(res)
+    test = ex.prepare_corpus(cfg0, progress=False).split("test")
+    return {"runs": runs, "shared": shared, "test": test, "config": cfg0}
+
+
+# ------------------------------------------------------------------------------ statistics
+RECALL_KS = (1, 5, 10)
+
+
+def _hits(ranks: dict, c2i: np.ndarray, n_images: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image hit tables of one run: i2t (N_img, 3) and summed t2i hits of its captions (N_img, 3)."""
+    i2t = np.stack([(np.asarray(ranks["i2t"]) < k) for k in RECALL_KS], 1).astype(float)  # (N_img, 3)
+    t2i = np.stack([(np.asarray(ranks["t2i"]) < k) for k in RECALL_KS], 1).astype(float)  # (N_cap, 3)
+    cap_sum = np.zeros((n_images, len(RECALL_KS)))
+    np.add.at(cap_sum, c2i, t2i)  # (N_img, 3)
+    return i2t, cap_sum
+
+
+def bootstrap_mr_difference(ranks_a: Sequence[dict], ranks_b: Sequence[dict], caption_to_image,
+                            n_boot: int = 2000, seed: int = 0) -> dict:
+    """Paired bootstrap over test images of mR(A) - mR(B), each model's hits averaged over its seeds.
+
+    Every resample draws the test images with replacement; an image brings its own i2t query and its
+    captions' t2i queries, and both models are scored on the same resample.
+
+    Args:
+        ranks_a, ranks_b: per-seed ``{"i2t": (N_img,), "t2i": (N_cap,)}`` 0-based ranks.
+        caption_to_image: (N_cap,) image index of every caption.
+        n_boot: resamples.
+        seed: RNG seed of the resampling.
+
+    Returns:
+        ``{"diff": observed difference, "lo", "hi": 95% percentile interval, "p": two-sided p}``.
+    """
+    c2i = np.asarray(caption_to_image, dtype=np.int64)
+    n = len(np.asarray(ranks_a[0]["i2t"]))
+    caps = np.bincount(c2i, minlength=n).astype(float)  # (N_img,)
+
+    def tables(runs):
+        parts = [_hits(r, c2i, n) for r in runs]
+        return np.mean([p[0] for p in parts], 0), np.mean([p[1] for p in parts], 0)  # (N_img, 3) x 2
+
+    def mr(w, i2t, cap_sum):  # w (R, N_img) resample counts -> (R,) mR
+        r_i2t = (w @ i2t) / w.sum(1, keepdims=True)  # (R, 3)
+        r_t2i = (w @ cap_sum) / (w @ caps)[:, None]  # (R, 3)
+        return 100.0 * np.concatenate([r_i2t, r_t2i], 1).mean(1)
+
+    (ia, ca), (ib, cb) = tables(ranks_a), tables(ranks_b)
+    ones = np.ones((1, n))
+    diff = float(mr(ones, ia, ca)[0] - mr(ones, ib, cb)[0])
+    rng = np.random.default_rng(seed)
+    w = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)  # (R, N_img)
+    d = mr(w, ia, ca) - mr(w, ib, cb)  # (R,)
+    p = min(1.0, 2.0 * min(np.mean(d <= 0), np.mean(d >= 0)))
+    return {"diff": diff, "lo": float(np.percentile(d, 2.5)), "hi": float(np.percentile(d, 97.5)), "p": float(p)}
+
+
+def welch(a: Sequence[float], b: Sequence[float]) -> dict:
+    """Welch's t-test of two samples of per-seed scores: ``{"t", "p"}`` (NaN with fewer than 2 each)."""
+    from scipy import stats
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or len(b) < 2 or (a.std() == 0 and b.std() == 0):
+        return {"t": float("nan"), "p": float("nan")}
+    r = stats.ttest_ind(a, b, equal_var=False)
+    return {"t": float(r.statistic), "p": float(r.pvalue)}
+
+
+def summary_rows(result: dict, baseline: str = BASELINE, n_boot: int = 2000) -> list[dict]:
+    """One row per model: seeds, mean ± std of test metrics, val mR, and the tests against ``baseline``."""
+    runs, c2i = result["runs"], result["test"].caption_to_image
+    rows = []
+    for spec, rs in runs.items():
+        mr = [r["test"]["mR"] for r in rs]
+        row = {"model": spec, "shares_runs_with": result["shared"].get(spec, ""), "seeds": len(rs),
+               "test_mR_mean": float(np.mean(mr)), "test_mR_std": float(np.std(mr, ddof=1)) if len(mr) > 1 else 0.0,
+               "test_mR_seeds": " ".join(f"{v:.2f}" for v in mr),
+               "val_mR_mean": float(np.mean([r["val_mR"] for r in rs]))}
+        for key in ("i2t_R@1", "i2t_R@10", "t2i_R@1", "t2i_R@10"):
+            row[f"{key}_mean"] = float(np.mean([r["test"][key] for r in rs]))
+        if baseline in runs and spec != baseline:
+            base = runs[baseline]
+            w = welch(mr, [r["test"]["mR"] for r in base])
+            b = bootstrap_mr_difference([r["ranks"] for r in rs], [r["ranks"] for r in base], c2i, n_boot)
+            row.update({"delta_vs_base": float(np.mean(mr) - np.mean([r["test"]["mR"] for r in base])),
+                        "welch_t": w["t"], "welch_p": w["p"], "boot_lo": b["lo"], "boot_hi": b["hi"],
+                        "boot_p": b["p"]})
+        rows.append(row)
+    return rows
+
+
+def band_rows(result: dict, baseline: str = BASELINE, n_boot: int = 2000, seed: int = 0) -> list[dict]:
+    """Text-to-image R@K per caption scale group (synthetic data), mean over seeds, Δ R@10 vs baseline.
+
+    The Δ interval is a paired bootstrap over that group's captions (hits averaged over seeds).
+    """
+    from rsnb.analysis import caption_scale_groups
+
+    groups = np.asarray(caption_scale_groups(result["test"]), dtype=object)  # (N_cap,)
+    runs = result["runs"]
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name in ("small targets only", "small + larger", "medium/large only", "no target named"):
+        sel = groups == name
+        if not sel.any():
+            continue
+        idx = rng.integers(0, int(sel.sum()), size=(n_boot, int(sel.sum())))  # (R, n)
+        base_hit = (np.mean([np.asarray(r["ranks"]["t2i"])[sel] < 10 for r in runs[baseline]], 0)
+                    if baseline in runs else None)
+        for spec, rs in runs.items():
+            t2i = [np.asarray(r["ranks"]["t2i"])[sel] for r in rs]
+            row = {"group": name, "captions": int(sel.sum()), "model": spec}
+            for k in RECALL_KS:
+                vals = [100.0 * np.mean(t < k) for t in t2i]
+                row[f"t2i_R@{k}_mean"], row[f"t2i_R@{k}_std"] = float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+            if base_hit is not None and spec != baseline:
+                d = 100.0 * (np.mean([t < 10 for t in t2i], 0) - base_hit)  # (n,)
+                boot = d[idx].mean(1)
+                row.update({"delta_R@10_vs_base": float(d.mean()), "boot_lo": float(np.percentile(boot, 2.5)),
+                            "boot_hi": float(np.percentile(boot, 97.5))})
+            rows.append(row)
+    return rows
+
+
+# ------------------------------------------------------------------------------ output
+def _fmt(v, nd=2) -> str:
+    if isinstance(v, float):
+        return "–" if np.isnan(v) else f"{v:.{nd}f}"
+    return str(v)
+
+
+def markdown_table(rows: list[dict], baseline: str = BASELINE) -> str:
+    """The summary rows as a markdown table (test mR mean ± std, Δ and the two tests vs baseline)."""
+    lines = ["| model | seeds | test mR (mean ± std) | per seed | best val mR | Δ vs " + baseline +
+             " | Welch p | bootstrap 95% CI of Δ | bootstrap p |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        name = r["model"] + (f" (= {r['shares_runs_with']})" if r["shares_runs_with"] else "")
+        tests = (["–"] * 4 if "delta_vs_base" not in r else
+                 [f"{r['delta_vs_base']:+.2f}", _fmt(r["welch_p"], 3), f"[{r['boot_lo']:+.2f}, {r['boot_hi']:+.2f}]",
+                  _fmt(r["boot_p"], 3)])
+        lines.append(f"| {name} | {r['seeds']} | {r['test_mR_mean']:.2f} ± {r['test_mR_std']:.2f} | {r['test_mR_seeds']} | "
+                     f"{r['val_mR_mean']:.2f} | " + " | ".join(tests) + " |")
+    return "\n".join(lines)
+
+
+def band_markdown(rows: list[dict], baseline: str = BASELINE) -> str:
+    """Band rows as a markdown table."""
+    lines = [f"| captions | n | model | t2i R@1 | t2i R@5 | t2i R@10 | Δ R@10 vs {baseline} (95% CI) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        d = (f"{r['delta_R@10_vs_base']:+.1f} [{r['boot_lo']:+.1f}, {r['boot_hi']:+.1f}]"
+             if "delta_R@10_vs_base" in r else "–")
+        lines.append(f"| {r['group']} | {r['captions']} | {r['model']} | " +
+                     " | ".join(f"{r[f't2i_R@{k}_mean']:.1f} ± {r[f't2i_R@{k}_std']:.1f}" for k in RECALL_KS) +
+                     f" | {d} |")
+    return "\n".join(lines)
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    """Rows (dicts, possibly with different keys) as one CSV."""
+    import csv
+
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def write_report(result: dict, prefix: str | Path, command: str, budget_desc: str,
+                 baseline: str = BASELINE) -> str:
+    """Write ``<prefix>.csv``, ``<prefix>_bands.csv`` and ``<prefix>.md``; return the markdown."""
+    prefix = Path(prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    rows, bands = summary_rows(result, baseline), band_rows(result, baseline)
+    write_csv(rows, prefix.with_name(prefix.name + ".csv"))
+    write_csv(bands, prefix.with_name(prefix.name + "_bands.csv"))
+    test = result["test"]
+    md = (f"# Ablation study: Table VI rows under one budget\n\nCommand: `{command}`\n\n"
+          f"Budget: {budget_desc}\n\nTest split: {len(test)} images, {len(test.captions)} captions. "
+          f"Welch's t-test over per-seed test mR; paired bootstrap (2,000 resamples of the test images, "
+          f"hits averaged over seeds) for the difference to {baseline}.\n\n{markdown_table(rows, baseline)}\n\n"
+          f"## Text-to-image recall by the scale of the targets a caption names\n\n{band_markdown(bands, baseline)}\n")
+    prefix.with_name(prefix.name + ".md").write_text(md, encoding="utf-8")
+    return md
+
+
+def budget_description(budget: str | Sequence[str], extra: Sequence[str] = ()) -> str:
+    """One line stating a budget's overrides (on configs/demo.yaml)."""
+    items = BUDGETS[budget] if isinstance(budget, str) else list(budget)
+    name = f"`{budget}` = " if isinstance(budget, str) else ""
+    return name + "configs/demo.yaml with " + " ".join(f"`{o}`" for o in [*items, *extra])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI: ``python -m rsnb study ablation [--models ...] [--seeds ...] [--budget cpu|gpu] [--out DIR]``."""
+    import argparse
+    import shlex
+    import sys
+
+    p = argparse.ArgumentParser(prog="rsnb study", description="Controlled studies over several seeds.")
+    p.add_argument("what", choices=("ablation", "diagnose"),
+                   help="ablation: train and compare the models; diagnose: loss, gradient and gate statistics")
+    p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
+                   help="model specs: preset[:key=value,...] (default m1 m5 m6 m9 paper)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (default 0 1 2)")
+    p.add_argument("--budget", default="cpu", choices=sorted(BUDGETS), help="shared budget (default cpu)")
+    p.add_argument("--baseline", default=BASELINE, help="model spec the others are tested against (default m1)")
+    p.add_argument("--out", default="runs/study", help="folder of the runs and the report (default runs/study)")
+    p.add_argument("--table", help="also write the report to this prefix (e.g. figures/14_ablation)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("overrides", nargs="*", help="section.key=value applied to every model after the budget")
+    a = p.parse_args(list(sys.argv[2:] if argv is None else argv))
+    if a.baseline not in a.models:
+        p.error(f"--baseline {a.baseline!r} is not among --models")
+    for spec in a.models:
+        try:
+            parse_spec(spec)
+        except ValueError as e:
+            p.error(str(e))
+    if a.what == "diagnose":
+        from rsnb.study_diagnostics import diagnose
+
+        print(diagnose(a.models, a.budget, a.overrides, a.out, seed=a.seeds[0]))
+        return 0
+    command = "python -m rsnb study " + " ".join(shlex.quote(x) for x in (list(sys.argv[2:]) if argv is None else argv))
+    result = run_study(a.models, a.seeds, a.out, a.budget, a.overrides, a.device)
+    desc = budget_description(a.budget, a.overrides)
+    md = write_report(result, Path(a.out) / "ablation", command, desc, a.baseline)
+    if a.table:
+        write_report(result, a.table, command, desc, a.baseline)
+    print(md)
+    return 0
