@@ -100,12 +100,15 @@ def model_key(cfg: dict) -> str:
 
 
 # ------------------------------------------------------------------------------ running
-STUDY_FILE = "study_config.json"  # the config as the study asked for it (train_run records a resolved one)
+def _sidecar(run_dir: Path) -> Path:
+    """``<out>/<spec>/seed<k>.study.json``: the config as the study asked for it (``train_run`` records a
+    resolved one in the run folder), kept beside the run folder so the folder itself is a plain run."""
+    return run_dir.with_name(run_dir.name + ".study.json")
 
 
 def run_status(cfg: dict, run_dir: Path) -> str:
     """``"complete"``, ``"partial"`` (resumable) or ``"absent"`` for a run of exactly ``cfg``."""
-    files = [run_dir / f for f in (STUDY_FILE, "last.json", "history.json")]
+    files = [_sidecar(run_dir), run_dir / "last.json", run_dir / "history.json"]
     if not all(f.is_file() for f in files) or json.loads(files[0].read_text()) != json.loads(json.dumps(cfg)):
         return "absent"
     done = len(json.loads(files[2].read_text()))
@@ -115,8 +118,8 @@ def run_status(cfg: dict, run_dir: Path) -> str:
 def run_one(cfg: dict, run_dir: Path, device="auto") -> dict:
     """Train (or reuse) one run, evaluate its best checkpoint on test, keep per-query ranks.
 
-    Writes ``metrics_test.json`` and ``ranks_test.npz`` (``i2t`` (N_images,), ``t2i`` (N_captions,)
-    0-based ranks) into ``run_dir``.
+    A run folder trained with another config is replaced. Writes ``metrics_test.json`` and
+    ``ranks_test.npz`` (``i2t`` (N_images,), ``t2i`` (N_captions,) 0-based ranks) into ``run_dir``.
 
     Returns:
         ``{"test": metrics, "val_mR": best validation mR, "ranks": {"i2t", "t2i"}}``.
@@ -128,10 +131,11 @@ def run_one(cfg: dict, run_dir: Path, device="auto") -> dict:
     status = run_status(cfg, run_dir)
     ranks_file = run_dir / "ranks_test.npz"
     if status != "complete":
+        stale = status == "absent" and run_dir.is_dir() and any(run_dir.iterdir())
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        _sidecar(run_dir).write_text(json.dumps(cfg, indent=1, sort_keys=True))
+        ex.train_run(cfg, run_dir, resume=status == "partial", overwrite=stale, device=device, progress=False)
         ranks_file.unlink(missing_ok=True)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / STUDY_FILE).write_text(json.dumps(cfg, indent=1, sort_keys=True))
-        ex.train_run(cfg, run_dir, resume=status == "partial", device=device, progress=False)
     history = json.loads((run_dir / "history.json").read_text())
     val = max((r.get("val_mR", float("nan")) for r in history), default=float("nan"))
     if not ranks_file.is_file():
