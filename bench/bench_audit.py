@@ -12,7 +12,7 @@ Two parts, each timed side by side in one run:
 
 Usage::
 
-    python bench/bench_audit.py [--images 300] [--sizes 5000,20000] [--thresholds 8,12,16]
+    python bench/bench_audit.py [--images 300] [--sizes 5000,20000] [--thresholds 8,12]
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def main() -> None:
     p.add_argument("--images", type=int, default=300, help="synthetic scenes hashed (default 300)")
     p.add_argument("--size", type=int, default=256, help="scene side in px (default 256)")
     p.add_argument("--sizes", default="5000,20000", help="dataset sizes searched (default 5000,20000)")
-    p.add_argument("--thresholds", default="8,12,16", help="Hamming radii (default 8,12,16)")
+    p.add_argument("--thresholds", default="8,12", help="Hamming radii (default 8,12)")
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         generate(tmp, a.images, size=a.size, seed=0, progress=False)

@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
     a.add_argument("--image-dir", help="image folder of --data when not beside the json")
     a.add_argument("--against", help="second dataset: near-duplicate images between the two")
     a.add_argument("--against-image-dir", help="image folder of --against")
-    a.add_argument("--run", help="trained run folder: list captions that rank their own image far down")
+    a.add_argument("--run", help="trained run folder: list captions of --data that rank their own image far down")
     a.add_argument("--split", default="test", choices=("train", "val", "test"), help="split scored with --run")
     a.add_argument("--rank-threshold", type=int, help="suspicious when the own image ranks beyond this (default N/2)")
     a.add_argument("--out", required=True, help="output folder (CSVs, summary.json, report.md, figures/)")
@@ -71,7 +71,7 @@ def command_line(a) -> str:
     """The ``python -m rsnb audit ...`` line of parsed arguments (for the report)."""
     words = ["python", "-m", "rsnb", "audit"]
     for key, value in vars(a).items():
-        if key in ("fn", "cmd") or value in (None, False):
+        if key in ("fn", "cmd") or value is None or value is False:
             continue
         words += [f"--{key.replace('_', '-')}"] + ([] if value is True else [str(value)])
     return " ".join(shlex.quote(w) for w in words)
@@ -152,7 +152,8 @@ def run_audit(a) -> dict:
     if a.run:
         from rsnb.audit.pairs import suspicious_pairs
 
-        rows, s, _ = suspicious_pairs(a.run, a.split, a.rank_threshold, device=a.device)
+        rows, s, _ = suspicious_pairs(a.run, a.split, a.rank_threshold, data=a.data, device=a.device,
+                                      image_dir=a.image_dir)
         res["suspicious"], res["summary"]["suspicious"] = rows, s
         report.write_csv(out / "suspicious_pairs.csv", rows)
         res["figures"].append(report.save(report.plot_suspicious(rows), out / "figures" / "suspicious_pairs.png"))

@@ -84,13 +84,17 @@ def _probe_count(threshold: int, m: int) -> int:
     return sum(math.comb(width, k) for k in range(min(r, width) + 1))
 
 
+def _cost(threshold: int, m: int, n_database: int) -> float:
+    """Work per query of an m-chunk index: probes, plus the candidates they hit (uniform codes)."""
+    return m * _probe_count(threshold, m) * (1.0 + 2.0 * n_database / 2.0 ** (64 / m))
+
+
 def default_chunks(threshold: int, n_database: int) -> int:
-    """Chunk count for :func:`hamming_pairs`: about 64 / log2(N) chunks (at least 1, at most t + 1),
-    raised until each chunk needs at most :data:`MAX_PROBES` probes."""
-    m = int(min(max(1, round(64 / max(1.0, math.log2(max(n_database, 2))))), threshold + 1, 64))
-    while m < 64 and _probe_count(threshold, m) > MAX_PROBES:
-        m += 1
-    return m
+    """Chunk count for :func:`hamming_pairs`: the m in 1..t+1 with the least expected work per query
+    (probes within ``t // m`` flipped bits, plus the database codes they hit), among those needing at
+    most :data:`MAX_PROBES` probes per chunk."""
+    options = [m for m in range(1, min(threshold + 1, 64) + 1) if _probe_count(threshold, m) <= MAX_PROBES] or [64]
+    return min(options, key=lambda m: (_cost(threshold, m, n_database), m))
 
 
 class HashIndex:
@@ -188,14 +192,14 @@ class HashIndex:
 
 
 def probe_fraction(threshold: int, n_database: int, chunks: int | None = None) -> float:
-    """Expected share of all (query, database) pairs the index looks at, for uniformly spread codes."""
+    """Expected work of the index as a share of all (query, database) pairs, for uniformly spread codes."""
     m = int(chunks or default_chunks(threshold, n_database))
-    return min(1.0, m * _probe_count(threshold, m) / 2.0 ** (64 // m))
+    return min(1.0, _cost(threshold, m, n_database) / max(1, n_database))
 
 
-#: the index is used when it looks at less than this share of all pairs; its per-pair cost is several
-#: times the blocked matrix's (measured by bench/bench_audit.py)
-INDEX_BELOW = 0.05
+#: the index is used when its expected work is below this share of all pairs; its cost per unit of work is
+#: about 3 times the blocked matrix's cost per pair (measured by bench/bench_audit.py)
+INDEX_BELOW = 0.2
 
 
 def hamming_pairs(query, database, threshold: int, chunks: int | None = None, exclude_self: bool = False,

@@ -54,14 +54,14 @@ def suspicious_rows(corpus: Corpus, result: dict[str, np.ndarray]) -> list[dict]
 
 
 def suspicious_pairs(run_dir, split: str = "test", threshold: int | None = None, data=None, device="auto",
-                     tag: str = "best") -> tuple[list[dict], dict, Corpus]:
+                     tag: str = "best", image_dir=None) -> tuple[list[dict], dict, Corpus]:
     """Score one split with a trained run and list the captions that rank their own image far down.
 
     Args:
         run_dir: run folder written by ``python -m rsnb train``.
         split: split to score (the model should not have trained on it to judge pairs fairly).
         threshold: 1-based rank above which a caption is listed; default :func:`default_threshold`.
-        data: dataset path instead of the run's own.
+        data: dataset path instead of the run's own (``image_dir``: its image folder).
         device: ``auto``, ``cpu``, ``cuda`` ...
         tag: checkpoint tag.
 
@@ -74,7 +74,7 @@ def suspicious_pairs(run_dir, split: str = "test", threshold: int | None = None,
 
     model, tokenizer, cfg = ex.load_run(run_dir, tag)
     if data is not None:
-        cfg["data"]["path"] = str(data)
+        cfg["data"]["path"], cfg["data"]["image_dir"] = str(data), None if image_dir is None else str(image_dir)
     corpus = ex.prepare_corpus(cfg, progress=False).split(split)
     if len(corpus) == 0:
         raise ValueError(f"split {split!r} is empty in the dataset of {run_dir}")

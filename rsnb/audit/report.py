@@ -205,6 +205,9 @@ def leak_sentences(summary: dict, within: bool) -> list[str]:
 def markdown(result: dict) -> str:
     """The ``report.md`` text of one audit (``result`` as built by :func:`rsnb.audit.cli.run_audit`)."""
     md = [f"# Dataset audit: {result['name']}", "", f"Command: `{result['command']}`", ""]
+    if result["summary"].get("missing_images"):
+        md += [f"**{result['summary']['missing_images']} image files are missing or unreadable** "
+               "(`images_missing.csv`); the image checks cover the readable ones only.", ""]
     for key, title in (("images", "Near-duplicate images within the dataset"),
                        ("against_images", "Near-duplicate images shared with the other dataset")):
         s = result["summary"].get(key)
