@@ -22,7 +22,7 @@ import yaml
 from torch.utils.data import DataLoader
 
 from rsnb.api import encode_queries  # noqa: F401 (moved to the retrieval API; kept importable here)
-from rsnb.config import cache_dir, is_quick
+from rsnb.config import cache_dir, is_quick, load_yaml
 from rsnb.data.dataset import ImageDataset, TextDataset, collate
 from rsnb.data.synthetic import COLOURS, KINDS, OBJECT_NOUNS
 from rsnb.evaluate import encode_corpus, resolve_device
@@ -390,8 +390,8 @@ def run_status(cfg: dict, run_dir) -> str:
         return "absent"
     from rsnb.experiment import resolve_protocol
 
-    stored = yaml.safe_load(files[0].read_text())
-    wanted = yaml.safe_load(yaml.safe_dump(resolve_protocol(copy.deepcopy(cfg))))  # compare as stored
+    stored = load_yaml(files[0].read_text())
+    wanted = load_yaml(yaml.safe_dump(resolve_protocol(copy.deepcopy(cfg))))  # compare as stored
     if _with_init_request(stored, wanted) != _with_init_request(wanted, wanted):
         return "absent"
     done = len(json.loads((run / "history.json").read_text()))

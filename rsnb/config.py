@@ -8,9 +8,27 @@ real dataset folder (UCM/Sydney/RSICD/RSITMD in their original formats).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
+import yaml
+
 _TRUE = {"1", "true", "yes", "on"}
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML safe loader whose booleans are only ``true``/``false`` (YAML 1.2), not yes/no/on/off."""
+
+
+_Loader.yaml_implicit_resolvers = {k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+                                   for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+
+
+def load_yaml(text: str):
+    """Parse config YAML safely; ``off``/``on``/``yes``/``no`` stay strings (``train.amp: off``)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
 
 
 def is_quick() -> bool:

@@ -45,7 +45,7 @@ import yaml
 
 from rsnb import checkpoint as ckpt
 from rsnb import runfolder
-from rsnb.config import cache_dir, is_quick
+from rsnb.config import cache_dir, is_quick, load_yaml
 from rsnb.data.check import cache_file as image_check_cache
 from rsnb.data.check import check_images
 from rsnb.data.corpus import Corpus
@@ -134,7 +134,7 @@ def _set_dotted(cfg: dict, assignment: str) -> None:
         if not isinstance(node, dict):
             raise ConfigError(f"override {assignment!r}: {p!r} is not a section")
     try:
-        value = yaml.safe_load(raw)
+        value = load_yaml(raw)
     except yaml.YAMLError as e:
         raise ConfigError(f"override {assignment!r}: not a YAML value ({e})".replace("\n", " ")) from None
     if isinstance(value, str):  # YAML 1.1 reads "2e-4" as a string; users mean a number
@@ -196,7 +196,7 @@ def load_config(path: str | Path | None = None, overrides=(), quick: bool | None
     if path is not None:
         text, shown = _read_yaml(path)
         try:
-            loaded = yaml.safe_load(text) or {}
+            loaded = load_yaml(text) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{shown}: malformed YAML ({e})".replace("\n", " ")) from None
         if not isinstance(loaded, dict):
@@ -396,7 +396,7 @@ def _train_in_folder(cfg: dict, out: Path, corpus: Corpus, resume: bool, device)
         tok = builder.make_tokenizer(cfg, train_split, out)
     from_checkpoint = resume and ckpt.checkpoint_paths(out, "last")["json"].is_file()
     if from_checkpoint and (out / "config.yaml").is_file():  # the initialisation the run really had
-        recorded = (yaml.safe_load((out / "config.yaml").read_text()).get("model") or {}).get("pretrained")
+        recorded = (load_yaml((out / "config.yaml").read_text()).get("model") or {}).get("pretrained")
         if recorded is not None:
             cfg["model"]["pretrained"] = recorded
     mcfg = builder.make_config(cfg, len(tok))
@@ -441,7 +441,7 @@ def load_run(run_dir: str | Path, tag: str = "best", device="cpu") -> tuple:
     cfg_path = run / "config.yaml"
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{run}: not a run folder (no config.yaml); train one with `python -m rsnb train`")
-    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg = load_yaml(cfg_path.read_text())
     model_json = run / registry.MODEL_FILE
     if model_json.is_file():
         info = json.loads(model_json.read_text())

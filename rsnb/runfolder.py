@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 
 from rsnb import checkpoint as ckpt
+from rsnb.config import load_yaml
 from rsnb.errors import RunFolderError
 
 LOCK = ".rsnb.lock"
@@ -42,9 +43,8 @@ def describe(run: Path) -> str:
     except (OSError, ValueError):
         pass
     try:
-        import yaml
 
-        planned = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("train", {}).get("epochs")
+        planned = (load_yaml((run / "config.yaml").read_text()) or {}).get("train", {}).get("epochs")
     except Exception:  # a damaged config.yaml only makes the description vaguer
         planned = None
     if (run / "last.json").is_file() and epochs is not None:

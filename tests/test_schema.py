@@ -82,3 +82,16 @@ def test_every_default_key_validates():
     for key, value in walk(ex.DEFAULTS):
         ex.load_config(None, [f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"],
                        quick=False)
+
+
+def test_yaml_words_off_on_yes_no_stay_strings(tmp_path):
+    """YAML 1.1 reads `off` as False: `train.amp=off` (a documented value) must stay the string 'off'."""
+    cfg = ex.load_config("demo", ["train.amp=off", "train.quiet=true"], quick=False)
+    assert cfg["train"]["amp"] == "off" and cfg["train"]["quiet"] is True
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("train:\n  amp: off\n  quiet: false\n")
+    cfg = ex.load_config(mine, quick=False)
+    assert cfg["train"]["amp"] == "off" and cfg["train"]["quiet"] is False
+    with pytest.raises(ConfigError, match=r"^train.quiet: expected true or false, got 'yes'$"):
+        ex.load_config("demo", ["train.quiet=yes"], quick=False)
+    assert yaml.safe_load(yaml.safe_dump(cfg)) == cfg  # config.yaml written by safe_dump reads back equal
