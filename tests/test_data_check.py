@@ -54,7 +54,7 @@ def test_odd_formats_pass_the_check(tmp_path):
     Image.fromarray(arr).save(tmp_path / "images" / "scene_0.png")  # grey
     Image.fromarray(arr).convert("RGBA").save(tmp_path / "images" / "scene_1.png")  # alpha
     Image.fromarray(arr).convert("P").save(tmp_path / "images" / "scene_2.png")  # palette
-    Image.fromarray((arr.astype(np.uint16) * 257)).save(tmp_path / "images" / "scene_3.png")  # 16-bit
+    Image.fromarray(arr.astype(np.uint16) * 257).save(tmp_path / "images" / "scene_3.png")  # 16-bit
     assert check_images(load_corpus(path), progress=False) == 4
 
 
