@@ -321,7 +321,8 @@ def markdown_table(rows: list[dict], baseline: str = BASELINE) -> str:
         tests = (["–"] * 4 if "delta_vs_base" not in r else
                  [f"{r['delta_vs_base']:+.2f}", _fmt(r["welch_p"], 3), f"[{r['boot_lo']:+.2f}, {r['boot_hi']:+.2f}]",
                   _fmt(r["boot_p"], 3)])
-        lines.append(f"| {name} | {r['seeds']} | {r['test_mR_mean']:.2f} ± {r['test_mR_std']:.2f} | {r['test_mR_seeds']} | "
+        spread = f"{r['test_mR_mean']:.2f} ± {r['test_mR_std']:.2f}" if r["seeds"] > 1 else f"{r['test_mR_mean']:.2f} (1 seed)"
+        lines.append(f"| {name} | {r['seeds']} | {spread} | {r['test_mR_seeds']} | "
                      f"{r['val_mR_mean']:.2f} | " + " | ".join(tests) + " |")
     return "\n".join(lines)
 
