@@ -140,7 +140,8 @@ def _atomic_write(path: Path, write) -> None:
 
 
 _SET_FILE = re.compile(r"^(?P<tag>.+)-(?P<id>[0-9a-f]{16})(\.optim)?\.safetensors$")
-_TMP_FILE = re.compile(r"^\..+\.tmp$")
+# ours (``.NAME.XXXX.tmp``) and the ones safetensors' Rust writer makes beside its target (``.tmpXXXXXX``)
+_TMP_FILE = re.compile(r"^(\..+\.tmp|\.tmp[A-Za-z0-9]{6})$")
 
 
 def _set_files(json_path: Path) -> dict[str, str] | None:

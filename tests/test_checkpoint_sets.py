@@ -67,10 +67,13 @@ def test_interrupt_at_each_file_boundary_keeps_a_complete_checkpoint(tmp_path, m
 def test_temporary_files_of_a_killed_write_are_cleaned(tmp_path):
     ck.save_checkpoint(tmp_path, "best", _model(1), state={"epoch": 4})
     (tmp_path / ".best-0123456789abcdef.safetensors.abc.tmp").write_bytes(b"half a file")  # SIGKILL mid-write
+    (tmp_path / ".tmpNF2kSa").write_bytes(b"safetensors' own temporary file, killed mid-write")
     (tmp_path / "best-0123456789abcdef.safetensors").write_bytes(b"set never switched to")
     (tmp_path / "notes.txt").write_text("the user's own file")
+    (tmp_path / ".tmp-notes").write_text("not a name either writer makes")
     removed = sorted(p.name for p in ck.clean_checkpoints(tmp_path))
-    assert removed == [".best-0123456789abcdef.safetensors.abc.tmp", "best-0123456789abcdef.safetensors"]
+    assert removed == [".best-0123456789abcdef.safetensors.abc.tmp", ".tmpNF2kSa", "best-0123456789abcdef.safetensors"]
+    assert (tmp_path / ".tmp-notes").is_file()
     assert (tmp_path / "notes.txt").is_file()
     assert ck.load_checkpoint(tmp_path, "best", ToyRetrievalModel())["state"]["epoch"] == 4
 
