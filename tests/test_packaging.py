@@ -54,6 +54,4 @@ def test_declared_runtime_dependencies_are_used():
     import_name = {"pillow": "PIL", "pyyaml": "yaml", "umap-learn": "umap", "scikit-learn": "sklearn"}
     for dep in _names(_pyproject_list("dependencies")):
         mod = import_name.get(dep, dep.replace("-", "_"))
-        if dep == "transformers":  # MSA's BERT text encoder (rsnb.models.msa)
-            continue
         assert re.search(rf"^\s*(import|from) {mod}\b", src, re.M), f"{dep} is declared but never imported"
