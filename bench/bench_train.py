@@ -46,9 +46,9 @@ def _timed(fn) -> float:
 
 
 def _setup(preset: str, size: int, batch: int, images: int):
-    model_over = [f"model.preset={preset}"] if preset not in ("msa",) else ["model.name=msa"]
-    cfg = ex.load_config("synthetic", [f"image_size={size}", f"data.synthetic.images={images}",
-                                       f"data.synthetic.size={size}", "model.pretrained=false", *model_over],
+    base, model_over = ("msa_synthetic", []) if preset == "msa" else ("synthetic", [f"model.preset={preset}"])
+    cfg = ex.load_config(base, [f"image_size={size}", f"data.synthetic.images={images}",
+                                f"data.synthetic.size={size}", "model.pretrained=false", *model_over],
                          quick=False)
     builder = registry.builder_for(cfg)
     train_split = ex.prepare_corpus(cfg, progress=False).split("train")
@@ -90,7 +90,8 @@ def bench_preset(preset: str, a, peak: float) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--presets", default="paper,official,m1", help="AMFMN presets (paper, official, m1..m9); msa")
+    p.add_argument("--presets", default="paper,official,m1,msa",
+                   help="AMFMN presets (paper, official, m1..m9) and msa (the msa_synthetic preset)")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--steps", type=int, default=3)
