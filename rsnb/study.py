@@ -11,7 +11,8 @@ each run's best-validation checkpoint on the test split and keeps the per-query 
 * per scale band (synthetic data only): text-to-image R@K for captions that name only small targets,
   small + larger ones, or only medium/large ones (:func:`rsnb.analysis.caption_scale_groups`).
 
-A model is a spec ``NAME`` (a preset: ``m1``..``m9``, ``paper``, ``official``) or
+A model is a spec ``NAME`` (a preset: ``m1``..``m9``, ``paper``, ``official``, or ``msa``: the MSA paper model
+of the ``msa_synthetic`` config, bi-GRU text encoder, under the same budget) or
 ``NAME:key=value,key=value`` (the preset plus config overrides, e.g. ``m6:model.loss=fixed`` or
 ``m1:train.lr=1e-3``). Two specs that resolve to the same config (``paper`` and ``m6``) share one
 run. Runs live in ``<out>/<spec>/seed<k>`` and are reused when their config matches, so an
@@ -53,8 +54,8 @@ BASELINE = "m1"
 def parse_spec(spec: str) -> tuple[str, list[str]]:
     """``"m6:model.loss=fixed,train.lr=1e-3"`` -> ``("m6", ["model.loss=fixed", "train.lr=1e-3"])``."""
     name, _, rest = spec.partition(":")
-    if not re.fullmatch(r"paper|official|m[1-9]", name):
-        raise ValueError(f"model spec {spec!r}: must start with a preset (paper, official, m1..m9)")
+    if not re.fullmatch(r"paper|official|m[1-9]|msa", name):
+        raise ValueError(f"model spec {spec!r}: must start with a preset (paper, official, m1..m9, msa)")
     overrides = [o.strip() for o in re.split(r",(?=[\w.]+=)", rest) if o.strip()] if rest else []
     for o in overrides:
         if "=" not in o:
@@ -81,9 +82,11 @@ def run_config(spec: str, seed: int, budget: str | Sequence[str] = "cpu", extra:
     from rsnb import experiment as ex
 
     name, overrides = parse_spec(spec)
-    budget_list = BUDGETS[budget] if isinstance(budget, str) else list(budget)
     if isinstance(budget, str) and budget not in BUDGETS:
         raise ValueError(f"budget {budget!r}: expected one of {sorted(BUDGETS)}")
+    budget_list = BUDGETS[budget] if isinstance(budget, str) else list(budget)
+    if name == "msa":  # MSA's own model and optimiser (msa_synthetic), the AMFMN runs' budget on top
+        base, name = "msa_synthetic", "paper"
     return ex.load_config(base, [*budget_list, *extra, f"model.preset={name}", *overrides, f"train.seed={seed}"],
                           quick=False)
 
@@ -94,7 +97,7 @@ def model_key(cfg: dict) -> str:
 
     rest = {k: v for k, v in cfg.items() if k != "model"}
     mcfg = ex.model_config(cfg, vocab_size=2).to_dict()
-    if mcfg["text_input"] != "both" and not mcfg["keep_unused_modules"]:
+    if mcfg.get("text_input", "both") != "both" and not mcfg["keep_unused_modules"]:
         mcfg.pop("use_vgmf")  # no VGMF module is built: paper and m6 are the same model
     return json.dumps({"model": mcfg, "rest": rest}, sort_keys=True, default=str)
 

@@ -43,6 +43,14 @@ def test_same_budget_and_shared_runs():
     assert study.model_key(study.run_config("m6:train.lr=1e-3", 0)) != study.model_key(study.run_config("m6", 0))
 
 
+def test_msa_spec_gets_the_msa_model_under_the_same_budget():
+    msa, m1 = study.run_config("msa", 0, "cpu"), study.run_config("m1", 0, "cpu")
+    assert msa["model"]["name"] == "msa" and msa["model"]["text_encoder"] == "bigru"
+    assert msa["data"] == m1["data"] and msa["image_size"] == m1["image_size"] == 64
+    assert {k: msa["train"][k] for k in ("epochs", "batch_size", "lr")} == {k: m1["train"][k] for k in ("epochs", "batch_size", "lr")}
+    assert study.model_key(msa) != study.model_key(m1)
+
+
 def test_welch_matches_the_formula():
     a, b = [50.0, 52.0, 47.0], [44.0, 49.0, 45.5, 43.0]
     va, vb = np.var(a, ddof=1) / 3, np.var(b, ddof=1) / 4
