@@ -36,6 +36,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from rsnb.device import unwrap
 from rsnb.errors import RsnbError
 
 FORMAT_VERSION = 1
@@ -43,10 +44,6 @@ FORMAT_VERSION = 1
 
 class CheckpointError(RsnbError, RuntimeError):
     """A checkpoint file is missing, corrupt, or does not match the model; the message names the file."""
-
-
-def _unwrap(model):
-    return model.module if hasattr(model, "module") else model
 
 
 # ----------------------------------------------------------------------------------------------
@@ -206,7 +203,7 @@ def save_checkpoint(directory, tag: str, model, optimizer=None, scheduler=None, 
     paths = checkpoint_paths(directory, tag)  # the set being replaced (if any)
     paths["json"].parent.mkdir(parents=True, exist_ok=True)
     weights = {}
-    for k, v in _unwrap(model).state_dict().items():
+    for k, v in unwrap(model).state_dict().items():
         if not isinstance(v, torch.Tensor):
             raise TypeError(f"checkpoint: model state {k!r} is a {type(v).__name__}, not a tensor")
         weights[k] = v.detach().cpu().contiguous().clone()  # clone: breaks shared storage (tied weights)
@@ -221,7 +218,7 @@ def save_checkpoint(directory, tag: str, model, optimizer=None, scheduler=None, 
     save_id = secrets.token_hex(8)
     meta = {"save_id": save_id, "format": str(FORMAT_VERSION)}
     new = {"model": f"{tag}-{save_id}.safetensors", "optim": f"{tag}-{save_id}.optim.safetensors"}
-    net = _unwrap(model)
+    net = unwrap(model)
     model_cfg = getattr(net, "cfg", None)
     doc = {
         "format": FORMAT_VERSION, "save_id": save_id, "tag": tag, "files": new,
@@ -309,7 +306,7 @@ def load_checkpoint(directory, tag: str, model=None, optimizer=None, scheduler=N
     paths = checkpoint_paths(directory, tag)
     doc, weights, tensors = read_checkpoint(directory, tag)
     if model is not None:
-        net = _unwrap(model)
+        net = unwrap(model)
         _check_weights(paths["model"], weights, net.state_dict())
         if device is not None:
             weights = {k: v.to(device) for k, v in weights.items()}

@@ -29,8 +29,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 
 def _train(a) -> int:
     from rsnb import experiment as ex
@@ -84,15 +82,6 @@ def _evaluate(a) -> int:
     return 0
 
 
-def chance_metrics(n_images: int, caption_to_image, trials: int = 20, seed: int = 0) -> dict:
-    """Mean metrics of random score matrices: the level a model must beat."""
-    from rsnb.evaluate import retrieval_metrics
-
-    rng = np.random.default_rng(seed)
-    rows = [retrieval_metrics(rng.random((n_images, len(caption_to_image))), caption_to_image) for _ in range(trials)]
-    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-
-
 def _demo(a) -> int:
     """Synthetic data -> train AMFMN -> evaluate on the test split -> table and figures."""
     import matplotlib
@@ -101,7 +90,8 @@ def _demo(a) -> int:
     from rsnb import experiment as ex
     from rsnb import viz
     from rsnb.config import mode_banner
-    from rsnb.evaluate import resolve_device
+    from rsnb.device import resolve_device
+    from rsnb.evaluate import chance_metrics
 
     t0 = time.perf_counter()
     cfg = ex.load_config(a.config, a.overrides)

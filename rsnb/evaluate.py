@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from rsnb.device import resolve_device, unwrap  # resolve_device re-exported: rsnb.evaluate.resolve_device
 from rsnb.topk import search  # noqa: F401  (re-exported: rsnb.evaluate.search)
 
 RECALL_KS = (1, 5, 10)
@@ -150,19 +151,15 @@ def retrieval_metrics(sims, caption_to_image, return_ranks: bool = False):
     return metrics, ranks
 
 
+def chance_metrics(n_images: int, caption_to_image, trials: int = 20, seed: int = 0) -> dict:
+    """Mean metrics of ``trials`` uniform random score matrices: the level a model must beat."""
+    rng = np.random.default_rng(seed)
+    rows = [retrieval_metrics(rng.random((n_images, len(caption_to_image))), caption_to_image) for _ in range(trials)]
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
 # ----------------------------------------------------------------------------------------------
 # single-pass encoding and chunked scoring
-
-
-def resolve_device(device="auto") -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; anything else is passed to ``torch.device``."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def _unwrap(model):
-    return model.module if hasattr(model, "module") else model
 
 
 def _rows(feats: dict) -> int:
@@ -198,7 +195,7 @@ def encode_corpus(model, image_loader: Iterable, text_loader: Iterable, device="
     Returns:
         ``(img_feats, txt_feats)``: dicts of CPU tensors with leading dims N_images and N_captions.
     """
-    net, dev, was_training = _unwrap(model), resolve_device(device), model.training
+    net, dev, was_training = unwrap(model), resolve_device(device), model.training
     try:
         net.eval()
         img_chunks, img_ids = [], []
@@ -235,7 +232,7 @@ def score_all(model, img_feats: dict, txt_feats: dict, device="auto", chunk: tup
         device: where ``score`` runs.
         chunk: (images, captions) per block.
     """
-    net, dev, was_training = _unwrap(model), resolve_device(device), model.training
+    net, dev, was_training = unwrap(model), resolve_device(device), model.training
     n_img, n_txt = _rows(img_feats), _rows(txt_feats)
     out = torch.empty(n_img, n_txt, dtype=torch.float32)
     try:
@@ -280,7 +277,7 @@ def _image_loader(corpus_split, batch_size, num_workers, **dataset_kw):
 
 def text_inputs(model) -> tuple[str, ...]:
     """What a model's text side reads: ``("sentence",)``, ``("keywords",)`` or both (default sentence)."""
-    return tuple(getattr(_unwrap(model), "text_inputs", ("sentence",)))
+    return tuple(getattr(unwrap(model), "text_inputs", ("sentence",)))
 
 
 def evaluate(model, corpus_split, vocab, *, device="auto", batch_size: int = 64, num_workers: int = 0,

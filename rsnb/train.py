@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from rsnb import checkpoint as ckpt
 from rsnb import distributed as du
-from rsnb.evaluate import resolve_device
+from rsnb.device import batch_to, resolve_device
 
 
 @dataclass
@@ -122,11 +122,6 @@ def amp_setup(amp: str, device: torch.device) -> tuple[torch.dtype | None, bool]
     if amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported()):
         return torch.bfloat16, False
     return torch.float16, True
-
-
-def batch_to(batch: dict, device: torch.device) -> dict:
-    """Move every tensor of a batch dict to ``device`` (other values unchanged)."""
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 class _StepModule(nn.Module):

@@ -10,9 +10,10 @@ from _released import coordinate_array, is_unrotated_crop, rebuild_released_rsit
 
 from rsnb import checkpoint as ckpt
 from rsnb import experiment as ex
-from rsnb.cli import chance_metrics, main
+from rsnb.cli import main
 from rsnb.data.corpus import Corpus, ImageRecord
 from rsnb.errors import ConfigError
+from rsnb.evaluate import chance_metrics
 from rsnb.models.amfmn import AMFMN
 
 
