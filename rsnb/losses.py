@@ -1,4 +1,10 @@
-"""AMFMN losses: bidirectional hinge triplet loss with fixed or dynamic (prior-based) margin.
+"""Losses: AMFMN's bidirectional hinge triplet loss with fixed or dynamic (prior-based) margin, MSA's
+alignment and consistency losses.
+
+AMFMN's loss is configured in one place, :class:`rsnb.models.amfmn.AMFMNConfig` (``loss``,
+``margin``, ``gamma``, ``beta``, ``negatives``, ``mask_same_image``): ``AMFMN.loss`` passes those
+fields to :func:`margin_matrix` and :func:`triplet_loss`. The paper's values are the defaults; the
+released code's are the ``official`` preset (:meth:`AMFMNConfig.official`).
 
 * CODE (``utils.calcul_loss`` of the released AMFMN): fixed margin 0.2, sum over all in-batch
   negatives, plain sum (no division by the batch size), duplicate images in a batch still count
@@ -13,7 +19,6 @@ Shown in notebooks/03_loss_behaviour.ipynb.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
@@ -110,81 +115,39 @@ def triplet_loss(sims: Tensor, image_ids: Tensor | None = None, margin: float | 
     return loss, stats
 
 
-@dataclass
-class TripletLossConfig:
-    """Loss settings (defaults: released code's margin and reduction, same-image pairs masked).
+MARGINS = ("dynamic", "fixed")
 
-    Fixed margin 0.2 and a sum over negatives as in the released code, but with same-image pairs
-    masked out; use :meth:`official` to keep them, :meth:`paper` for the dynamic-margin L_ct.
 
-    Attributes:
-        margin: fixed margin (used when ``dynamic`` is False).
-        negatives: ``"sum"`` or ``"hardest"``.
-        mask_same_image: drop same-image pairs from the negatives (False = official code).
-        dynamic: use the paper's dynamic margin from a prior similarity matrix.
-        gamma: maximum dynamic margin (paper best 0.6).
-        beta: decay coefficient of the dynamic margin (paper best 5).
+def margin_matrix(sims: Tensor, prior: Tensor | None = None, *, kind: str = "dynamic", margin: float = 0.2,
+                  gamma: float = 0.6, beta: float = 5.0) -> float | Tensor:
+    """The margin of every (image i, caption j) pair of an in-batch score matrix.
+
+    ``kind="dynamic"`` (the paper's L_ct, eqs. 29-30): ``dynamic_margin(prior, gamma, beta)``, one
+    margin per pair from the (B, B) prior caption similarity; ``kind="fixed"`` (the released code):
+    the float ``margin`` for every pair.
+
+    Raises:
+        ValueError: dynamic without a prior, or a prior whose shape is not ``sims.shape``.
     """
-
-    margin: float = 0.2
-    negatives: str = "sum"
-    mask_same_image: bool = True
-    dynamic: bool = False
-    gamma: float = 0.6
-    beta: float = 5.0
-
-    @classmethod
-    def official(cls) -> TripletLossConfig:
-        """The released code exactly: margin 0.2, sum of negatives, same-image pairs kept."""
-        return cls(mask_same_image=False)
-
-    @classmethod
-    def paper(cls) -> TripletLossConfig:
-        """The paper's L_ct: dynamic margin with gamma = 0.6, beta = 5, sum over negatives."""
-        return cls(dynamic=True, gamma=0.6, beta=5.0)
+    if kind not in MARGINS:
+        raise ValueError(f"margin kind must be one of {MARGINS}, got {kind!r}")
+    if kind == "fixed":
+        return margin
+    if prior is None:
+        raise ValueError("the dynamic margin needs batch['prior'], the (B, B) prior caption similarity "
+                         "(rsnb.prior.PriorSimilarity.batch_matrix), or use loss='fixed'")
+    if prior.shape != sims.shape:
+        raise ValueError(f"prior has shape {tuple(prior.shape)}, expected {tuple(sims.shape)}")
+    return dynamic_margin(prior.to(sims), gamma, beta)  # (B, B)
 
 
-class TripletLoss(nn.Module):
-    """Module wrapper of :func:`triplet_loss`, fixed or dynamic margin (``DynamicMarginTripletLoss``).
-
-    Args:
-        config: a :class:`TripletLossConfig` (default: ``TripletLossConfig()``).
-        **overrides: fields of the config to change, e.g. ``TripletLoss(dynamic=True)``.
-    """
-
-    def __init__(self, config: TripletLossConfig | None = None, **overrides):
-        """Build the loss from ``config`` with ``overrides`` applied."""
-        super().__init__()
-        self.config = TripletLossConfig(**{**asdict(config or TripletLossConfig()), **overrides})
-        if self.config.negatives not in NEGATIVES:
-            raise ValueError(f"TripletLoss: negatives must be one of {NEGATIVES}, got {self.config.negatives!r}")
-
-    def forward(self, sims: Tensor, image_ids: Tensor | None = None, prior: Tensor | None = None,
-                return_stats: bool = False):
-        """Loss of a (B, B) similarity matrix.
-
-        Args:
-            sims: (B, B) model scores (rows images, columns captions).
-            image_ids: (B,) image ids (for same-image masking).
-            prior: (B, B) prior similarity S[image of i, caption of j], required when dynamic.
-            return_stats: also return the diagnostics dict of :func:`triplet_loss`.
-        """
-        cfg = self.config
-        if cfg.dynamic:
-            if prior is None:
-                raise ValueError("TripletLoss: dynamic margin needs the (B, B) prior similarity matrix")
-            margin = dynamic_margin(prior.to(sims), cfg.gamma, cfg.beta)  # (B, B)
-        else:
-            margin = cfg.margin
-        return triplet_loss(sims, image_ids, margin, negatives=cfg.negatives,
-                            mask_same_image=cfg.mask_same_image, return_stats=return_stats)
-
-    def extra_repr(self) -> str:
-        """The config fields, shown by ``print(module)``."""
-        return ", ".join(f"{k}={v}" for k, v in asdict(self.config).items())
-
-
-DynamicMarginTripletLoss = TripletLoss
+@torch.no_grad()
+def pair_stats(sims: Tensor, image_ids: Tensor) -> dict[str, float]:
+    """Training-log statistics of an in-batch score matrix: mean positive (diagonal) score
+    ``sim_pos`` and mean score ``sim_neg`` of the pairs whose two samples show different images."""
+    neg = image_ids[:, None] != image_ids[None]  # (B, B)
+    return {"sim_pos": float(sims.diagonal().mean()),
+            "sim_neg": float(sims[neg].mean()) if neg.any() else float("nan")}
 
 
 # ------------------------------------------------------------------------------------ MSA

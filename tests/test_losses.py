@@ -153,24 +153,36 @@ def test_dynamic_margin_gradient():
     assert torch.allclose(S.grad, expected)
 
 
-def test_module_fixed_dynamic_and_official():
-    g = torch.Generator().manual_seed(1)
-    sims = torch.rand(5, 5, generator=g, dtype=torch.float64)
-    prior = torch.rand(5, 5, generator=g, dtype=torch.float64)
-    ids = torch.tensor([0, 1, 1, 2, 3])
-    official = losses.TripletLoss(losses.TripletLossConfig.official())
-    assert official(sims, ids).item() == pytest.approx(
-        losses.triplet_loss(sims, ids, 0.2, mask_same_image=False).item())
-    dyn = losses.TripletLoss(losses.TripletLossConfig.paper())
-    expected = losses.triplet_loss(sims, ids, losses.dynamic_margin(prior, 0.6, 5.0))
-    assert dyn(sims, ids, prior).item() == pytest.approx(expected.item())
-    hard = losses.TripletLoss(negatives="hardest", margin=0.3)
-    loss, stats = hard(sims, ids, return_stats=True)
-    assert loss.item() == pytest.approx(losses.triplet_loss(sims, ids, 0.3, negatives="hardest").item())
-    assert set(stats) >= {"active", "total", "mean_violation"}
-    assert "negatives=hardest" in repr(hard)
+def test_margin_matrix_fixed_and_dynamic():
+    sims = t(SIMS)
+    assert losses.margin_matrix(sims, kind="fixed", margin=0.3) == 0.3
+    # prior S = 0 -> gamma, S = 1 -> 0, S = 0.5 -> gamma (e^b - e^(b/2)) / (e^b - 1)
+    prior = t([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.5, 0.5, 1.0]])
+    m = losses.margin_matrix(sims, prior, kind="dynamic", gamma=0.6, beta=5.0)
+    half = 0.6 * (math.exp(5) - math.exp(2.5)) / (math.exp(5) - 1)
+    assert torch.allclose(m, t([[0.0, 0.6, half], [0.6, 0.0, half], [half, half, 0.0]]), atol=1e-12)
+    # the paper's loss on the hand-worked case with this margin, h = half = 0.5545:
+    # c_s  (0,1)=0.6+0.5-0.9=0.2, (1,0)=0.6+0.6-0.4=0.8, (1,2)=h+0.3-0.4, (2,0)=h+0.2-0.7, (2,1)=h+0.8-0.7,
+    #      (0,2)=h+0.1-0.9 < 0                                              -> 0.5 + 3h
+    # c_im (0,1)=0.6+0.5-0.4=0.7, (1,0)=0.6+0.6-0.9=0.3, (1,2)=h+0.3-0.7, (2,1)=h+0.8-0.4,
+    #      (0,2)=h+0.1-0.7 < 0, (2,0)=h+0.2-0.9 < 0                         -> 1.0 + 2h
+    expected = 1.5 + 5 * half
+    assert 0.5 < half < 0.6
+    assert losses.triplet_loss(sims, None, m).item() == pytest.approx(expected, abs=1e-12)
     with pytest.raises(ValueError, match="prior"):
-        dyn(sims, ids)
+        losses.margin_matrix(sims, None, kind="dynamic")
+    with pytest.raises(ValueError, match="prior has shape"):
+        losses.margin_matrix(sims, torch.zeros(2, 2), kind="dynamic")
+    with pytest.raises(ValueError, match="margin kind"):
+        losses.margin_matrix(sims, kind="adaptive")
+
+
+def test_pair_stats_hand_computed():
+    # samples 1 and 2 share an image: negatives are (0,1), (0,2), (1,0), (2,0) -> (0.5+0.1+0.6+0.2)/4
+    stats = losses.pair_stats(t(SIMS), torch.tensor([0, 1, 1]))
+    assert stats["sim_pos"] == pytest.approx((0.9 + 0.4 + 0.7) / 3)
+    assert stats["sim_neg"] == pytest.approx(1.4 / 4)
+    assert math.isnan(losses.pair_stats(t(SIMS), torch.zeros(3, dtype=torch.long))["sim_neg"])
 
 
 def test_bad_inputs():
@@ -182,5 +194,3 @@ def test_bad_inputs():
         losses.triplet_loss(torch.zeros(3, 3), margin=torch.zeros(2, 2))
     with pytest.raises(ValueError, match="image_ids"):
         losses.triplet_loss(torch.zeros(3, 3), torch.arange(4))
-    with pytest.raises(ValueError, match="negatives"):
-        losses.TripletLoss(negatives="all")

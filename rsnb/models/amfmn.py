@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from rsnb.losses import margin_matrix, pair_stats, triplet_loss
+from rsnb.models import count_parameters
 from rsnb.models.backbone import GROUPINGS, Backbone, backbone_init_request
 from rsnb.models.mvsa import FORMS as MVSA_FORMS
 from rsnb.models.mvsa import MVSA
@@ -344,33 +346,18 @@ class AMFMN(nn.Module):
         Returns:
             The loss and a dict of floats (loss, mean positive and negative similarity).
         """
-        from rsnb.losses import dynamic_margin, triplet_loss
-
         img = {k[4:]: v for k, v in feats.items() if k.startswith("img_")}
         txt = {k[4:]: v for k, v in feats.items() if k.startswith("txt_")}
         sims = self.score(img, txt)  # (B, B)
         image_ids = batch["image_ids"].to(sims.device)
-        if self.cfg.loss == "dynamic":
-            prior = batch.get("prior")
-            if prior is None:
-                raise ValueError("cfg.loss='dynamic' needs batch['prior'], the (B, B) prior caption "
-                                 "similarity (rsnb.prior.PriorSimilarity.batch_matrix), or use loss='fixed'")
-            if prior.shape != sims.shape:
-                raise ValueError(f"prior has shape {tuple(prior.shape)}, expected {tuple(sims.shape)}")
-            margin: float | Tensor = dynamic_margin(prior.to(sims), self.cfg.gamma, self.cfg.beta)
-        else:
-            margin = self.cfg.margin
-        loss = triplet_loss(sims, image_ids, margin, negatives=self.cfg.negatives,
-                            mask_same_image=self.cfg.mask_same_image)
-        with torch.no_grad():
-            neg = image_ids[:, None] != image_ids[None]  # (B, B)
-            logs = {"loss": float(loss.detach()), "sim_pos": float(sims.diagonal().mean()),
-                    "sim_neg": float(sims[neg].mean()) if neg.any() else float("nan")}
-        return loss, logs
+        c = self.cfg
+        margin = margin_matrix(sims, batch.get("prior"), kind=c.loss, margin=c.margin, gamma=c.gamma, beta=c.beta)
+        loss = triplet_loss(sims, image_ids, margin, negatives=c.negatives, mask_same_image=c.mask_same_image)
+        return loss, {"loss": float(loss.detach()), **pair_stats(sims, image_ids)}
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         """Number of parameters (each shared tensor once)."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+        return count_parameters(self, trainable_only)
 
 
 # ---------------------------------------------------------------------- registry (rsnb.models.registry)

@@ -39,7 +39,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rsnb.errors import ConfigError
-from rsnb.losses import FORMS, alignment_loss, consistency_loss, triplet_loss
+from rsnb.losses import FORMS, alignment_loss, consistency_loss, pair_stats, triplet_loss
+from rsnb.models import count_parameters
 from rsnb.models.backbone import Backbone
 from rsnb.models.registry import ModelBuilder, load_vocab, split_model_section, vocab_tokenizer
 from rsnb.models.text import BiGRUEncoder
@@ -339,15 +340,12 @@ class MSA(nn.Module):
                                         mask_same_image=c.mask_same_image) for s in range(SCALES - 1))
             total = total + c.w_alignment * l_al + c.w_consistency * l_co
             logs.update(alignment=float(l_al.detach()), consistency=float(l_co.detach()), tau=float(tau.detach()))
-        with torch.no_grad():
-            neg = ids[:, None] != ids[None]  # (B, B)
-            logs.update(loss=float(total.detach()), sim_pos=float(sims.diagonal().mean()),
-                        sim_neg=float(sims[neg].mean()) if neg.any() else float("nan"))
+        logs.update(loss=float(total.detach()), **pair_stats(sims, ids))
         return total, logs
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         """Number of parameters (each shared tensor once)."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+        return count_parameters(self, trainable_only)
 
 
 # ---------------------------------------------------------------------- registry (rsnb.models.registry)
