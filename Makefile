@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.rsnb-installed
 
-.PHONY: install demo test test-package lint bench gpu-check clean
+.PHONY: install demo test test-package lint bench gpu-check figures clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m rsnb demo --out runs/demo
+
+# The papers' tables and figures (rsnb/reproduce.py) into figures/07_*, every run cached in runs/figures
+# (resumable): the cpu budget (47 runs, <= 60 min on a 2-core CPU) without CUDA, the gpu budget with it.
+figures: $(STAMP)
+	MPLBACKEND=Agg $(PY) -m rsnb figures --budget auto
 
 test: $(STAMP)
 	RSNB_QUICK=1 MPLBACKEND=Agg $(PY) -m pytest -q --durations=15 tests

@@ -1,4 +1,4 @@
-"""Command line: ``python -m rsnb {synth,train,evaluate,demo,config,index,search,audit,study}``.
+"""Command line: ``python -m rsnb {synth,train,evaluate,demo,config,index,search,audit,study,figures}``.
 
 Examples::
 
@@ -14,6 +14,7 @@ Examples::
     python -m rsnb search --run runs/demo --index runs/demo_index "three white storage tanks" -k 8 --gallery top.png
     python -m rsnb audit --data /data/rsitmd --against /data/rsicd --out audit/rsitmd
     python -m rsnb study ablation --budget cpu --seeds 0 1 2 --out runs/study   # multi-seed Table VI study
+    python -m rsnb figures --budget cpu --out runs/figures   # the papers' tables and figures (make figures)
 
 Expected errors (bad data, config, checkpoint or run folder: :class:`rsnb.errors.RsnbError`, missing
 files) print one ``rsnb: error: ...`` line and exit with status 2; ``--debug`` or ``RSNB_DEBUG=1``
@@ -204,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("synth", help="write the synthetic dataset (see `rsnb synth --help`)", add_help=False)
     sub.add_parser("study", help="multi-seed ablation study with significance tests (see `rsnb study --help`)",
                    add_help=False)
+    sub.add_parser("figures", help="the papers' tables and figures, every run via the study "
+                   "(see `rsnb figures --help`)", add_help=False)
 
     t = sub.add_parser("train", help="train a model from a YAML config or preset")
     t.add_argument("--config", default="synthetic",
@@ -291,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
             from rsnb.study import main as study_main
 
             return study_main(argv[1:])
+        if argv and argv[0] == "figures":  # paper tables and figures: rsnb/reproduce.py owns its arguments
+            from rsnb.reproduce import main as figures_main
+
+            return figures_main(argv[1:])
         a = build_parser().parse_args(argv)
         return a.fn(a)
     except (RsnbError, FileNotFoundError, FloatingPointError) as err:

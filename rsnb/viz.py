@@ -32,7 +32,8 @@ def figures_dir() -> Path:
     return out
 
 
-def save_figure(fig, name: str, data: Mapping[str, Sequence] | None = None, dpi: int = 120) -> Path:
+def save_figure(fig, name: str, data: Mapping[str, Sequence] | None = None, dpi: int = 120,
+                out_dir: str | Path | None = None, pdf: bool = False) -> Path:
     """Save ``fig`` as ``figures/NAME.png`` and, if given, the plotted numbers as ``NAME.csv``.
 
     Args:
@@ -40,13 +41,18 @@ def save_figure(fig, name: str, data: Mapping[str, Sequence] | None = None, dpi:
         name: file stem, e.g. ``"01_caption_lengths"``.
         data: optional columns (equal length) written as CSV beside the PNG.
         dpi: resolution of the PNG.
+        out_dir: folder instead of :func:`figures_dir` (created if needed).
+        pdf: also write ``NAME.pdf``.
 
     Returns:
         Path of the PNG.
     """
-    out = figures_dir()
+    out = figures_dir() if out_dir is None else Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.png"
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    if pdf:
+        fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
     if data:
         cols = list(data)
         rows = zip(*(data[c] for c in cols), strict=True)
