@@ -253,17 +253,22 @@ class Job:
     # -------------------------------------------------------------- parts
     def run(self) -> dict:
         """Run every selected part; write ``07_summary.md``; return ``{part: outputs}``."""
-        t0 = time.perf_counter()
         for part in self.parts:
-            t = time.perf_counter()
-            self.results[part.name] = getattr(self, f"part_{part.name}")(part)
-            self.times[part.name] = time.perf_counter() - t
-            self.log(f"[figures] part {part.name}: {self.times[part.name]:.0f} s")
-        if self._bar is not None:
-            self._bar.close()
-        self.times["total"] = time.perf_counter() - t0
+            self.run_part(part.name)
         self.write_summary()
         return self.results
+
+    def run_part(self, name: str) -> dict:
+        """Train what one part needs, write its tables and figures; return its outputs (``md``, ``rows``,
+        ``fig`` / ``figs``) and record its wall time."""
+        part = next((p for p in self.parts if p.name == name), None)
+        if part is None:
+            raise ValueError(f"part {name!r}: this job has {', '.join(p.name for p in self.parts)}")
+        t = time.perf_counter()
+        self.results[name] = getattr(self, f"part_{name}")(part)
+        self.times[name] = time.perf_counter() - t
+        self.log(f"[figures] part {name}: {self.times[name]:.0f} s")
+        return self.results[name]
 
     def part_table6(self, part: Part) -> dict:
         res = self.study(part)
@@ -350,7 +355,11 @@ class Job:
             figs[name] = fig
         return {"figs": figs}
 
-    def write_summary(self) -> None:
+    def write_summary(self) -> str:
+        """Write ``07_summary.md`` (budget, command, date, machine, per-part and total wall time); return it."""
+        if self._bar is not None:
+            self._bar.close()
+        self.times["total"] = sum(v for k, v in self.times.items() if k != "total")
         secs = np.asarray(self.run_seconds)
         lines = [f"# `make figures` / `{self.command}`: summary", "",
                  f"- command: `{self.command}`", f"- date: {date()}",
@@ -368,6 +377,7 @@ class Job:
         path = self.path("summary", "md")
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         self.log(f"[figures] wrote {path}")
+        return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------------------ text helpers
