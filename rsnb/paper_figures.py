@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from rsnb import analysis, evaluate, experiment, loss_analysis, losses, msa_analysis, mvsa_analysis, viz
@@ -183,6 +184,8 @@ def training_curves(runs: Mapping[str, str | Path], keys=("loss", "val_mR")):
     fig = viz.plot_history(list(hists.values()), keys=keys, labels=list(hists))
     if "loss" in keys:
         fig.axes[list(keys).index("loss")].set_yscale("log")  # AMFMN sums over negatives, MSA does not
+    for ax in fig.axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     n = max(len(h) for h in hists.values())
     data = {"epoch": list(range(1, n + 1))}
     for name, h in hists.items():
