@@ -19,12 +19,17 @@ the plotted numbers in ``07_<name>.csv``, each table as ``.csv`` + ``.md``:
 
 Plan (:func:`plan`): the ``cpu`` budget trains 47 distinct runs: m1..m9 x seeds 0 1 2 (27), soft and
 fusion x 3 seeds (6), the 11 loss settings other than m6 with ONE seed (11; the Table V rows are single
-runs, their differences are not tested against seed noise), MSA x 3 seeds (3). One run of
-``BUDGETS["cpu"]`` measured 78 CPU-seconds (user + sys, one thread, 2-core machine shared with four
-other jobs), so about 40 s of an idle machine with two runs in parallel (``--jobs 2``, one thread
-each): about 31 minutes of training plus about 3 minutes of evaluation and figures, within the
-60 minutes issue 11 allows. The ``gpu`` budget gives Table V three seeds too (69 runs, minutes each).
-The ``tiny`` budget (tests, ``RSNB_QUICK=1``) trains 5 runs of one seed.
+runs, their differences are not tested against seed noise), MSA x 3 seeds (3).
+
+Measured on the 2-core machine while about ten other processes ran (so from CPU time, not wall time):
+one m6 run of ``BUDGETS["cpu"]`` took 78 CPU-seconds (69.4 user + 8.6 sys, one thread, start-up and
+evaluation included); ``--budget cpu --only figures`` (m1, m6, msa seed 0 trained two at a time, then
+the seven figures) took 274 CPU-seconds. So a run costs about 75 CPU-seconds, about 38 s of wall time
+on an idle 2-core machine with two runs in parallel (``--jobs 2``, the default on a CPU, one thread
+each): 47 runs = about 30 minutes, plus about 2 minutes for the tables, the bootstrap and the figures:
+about 32 minutes idle, within the 60 minutes issue 11 allows. Wall time grows with the machine's load.
+The ``gpu`` budget gives Table V three seeds too (69 runs, minutes each). The ``tiny`` budget (tests,
+``RSNB_QUICK=1``) trains 5 runs of one seed.
 """
 
 from __future__ import annotations
@@ -368,7 +373,8 @@ class Job:
                  f"{len(secs)}" + (f", {secs.mean():.0f} s each on average (wall, {self.jobs} in parallel)"
                                     if len(secs) else " (all cached)"),
                  f"- machine: {platform.platform()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
-                 f"CUDA {'yes: ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no'}",
+                 f"CUDA {'yes: ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no'}; "
+                 f"load average at the end {os.getloadavg()[0]:.1f} (other jobs slow the wall times down)",
                  "", "| part | what | models x seeds | wall time |", "|---|---|---|---|"]
         for p in self.parts:
             lines.append(f"| {p.name} | {p.title} | {len(p.models)} x {len(p.seeds)} | {self.times.get(p.name, 0):.0f} s |")
