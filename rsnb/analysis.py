@@ -22,7 +22,7 @@ import yaml
 from torch.utils.data import DataLoader
 
 from rsnb.api import encode_queries  # noqa: F401 (moved to the retrieval API; kept importable here)
-from rsnb.config import cache_dir, is_quick, load_yaml
+from rsnb.config import QUICK_RUN_OVERRIDES, cache_dir, is_quick, load_yaml
 from rsnb.data.dataset import ImageDataset, TextDataset, collate
 from rsnb.data.synthetic import COLOURS, KINDS, OBJECT_NOUNS
 from rsnb.evaluate import encode_corpus, resolve_device
@@ -337,13 +337,9 @@ def embed_2d(*blocks, n_neighbors: int = 15, seed: int = 0, metric: str = "cosin
 # ----------------------------------------------------------------------------------------------
 # runs shared by notebooks 04 and 05
 
-#: quick-mode additions to ``rsnb/configs/synthetic.yaml``: 300 images generated, 48 in the run (37 train, 7 val)
-QUICK_RUN_OVERRIDES = ("model.pretrained=false", "train.num_workers=0", "train.epochs=2",
-                       "data.synthetic.images=300", "data.max_images=48")
-
-
 def variant_config(vga: str = "sim", quick: bool | None = None) -> dict:
-    """Config of the AMFMN-``vga`` synthetic runs of notebooks 04/05 (paper settings, or quick mode)."""
+    """Config of the AMFMN-``vga`` synthetic runs of notebooks 04/05 (paper settings, or quick mode
+    with :data:`rsnb.config.QUICK_RUN_OVERRIDES`)."""
     from rsnb.experiment import load_config
 
     quick = is_quick() if quick is None else quick

@@ -1,12 +1,16 @@
-"""Run-mode switches read in one place.
+"""Run-mode switches read in one place, and quick mode defined in one place.
 
 ``RSNB_QUICK=1`` shrinks data, image size and epochs so that every notebook and test runs on a
-2-core CPU in minutes; without it notebooks use the paper settings. ``RSNB_DATA`` points at a
-real dataset folder (UCM/Sydney/RSICD/RSITMD in their original formats).
+2-core CPU in minutes; without it notebooks use the paper settings. Everything quick mode changes
+is in this module: :data:`QUICK_CONFIG` (the overlay :func:`rsnb.experiment.load_config` shrinks
+every run config to), :data:`QUICK_RUN_OVERRIDES` (the cached synthetic runs of notebooks 04/05)
+and :data:`NOTEBOOK_SETTINGS` (notebook parameters, read with :func:`quick_settings`).
+``RSNB_DATA`` points at a real dataset folder (UCM/Sydney/RSICD/RSITMD in their original formats).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from pathlib import Path
@@ -14,6 +18,40 @@ from pathlib import Path
 import yaml
 
 _TRUE = {"1", "true", "yes", "on"}
+
+#: quick mode's overlay on every run config: numbers are shrunk to these values, never enlarged
+#: (``rsnb.experiment.load_config``); tests and CI never download weights
+QUICK_CONFIG: dict = {
+    "image_size": 128,
+    "data": {"synthetic": {"images": 120, "size": 128}, "min_count": 1, "max_images": 120},
+    "model": {"pretrained": False},
+    "train": {"epochs": 1, "batch_size": 16, "quiet": True, "num_workers": 0},
+}
+
+#: quick-mode additions to ``rsnb/configs/synthetic.yaml`` for the cached runs of notebooks 04/05
+#: (``rsnb.analysis.variant_config``): 300 images generated, 48 in the run (37 train, 7 val)
+QUICK_RUN_OVERRIDES = ("model.pretrained=false", "train.num_workers=0", "train.epochs=2",
+                       "data.synthetic.images=300", "data.max_images=48")
+
+#: notebook parameters that differ between the modes: name -> (quick value, full value)
+NOTEBOOK_SETTINGS: dict[str, dict[str, tuple]] = {
+    "02_mvsa_internals": {
+        "pretrained": (False, True),  # ImageNet weights for the ResNet-18 backbone
+        "n_probe": (24, 200),  # held-out scenes for the gate statistics
+        "captions_per_scene": (1, 5),  # training captions per scene (each synthetic scene has 5)
+        "overrides": (["train.num_workers=0"], []),  # on top of the pretrained flag
+        "epochs": (1, 20),  # a short training; notebook 04 runs the full schedule
+    },
+    "03_loss_behaviour": {
+        "prior_images": (None, 400),  # rows of the S block (None: every training image)
+        "batch_size": (32, 128),  # the batch whose similarity matrix is diagnosed
+        "train_overrides": (  # full: rsnb/configs/synthetic.yaml as it is
+            ["image_size=64", "data.max_images=60", "model.pretrained=false", "model.embed_dim=128",
+             "model.word_dim=64", "model.text_hidden=128", "train.epochs=2", "train.batch_size=32",
+             "train.num_workers=0", "train.lr=2.0e-4"], []),
+        "run_folder": ("03_quick", "03_loss"),  # under cache_dir()/runs
+    },
+}
 
 
 class _Loader(yaml.SafeLoader):
@@ -70,6 +108,15 @@ def mode_banner(cfg: dict | None = None, device=None) -> str:
 def quick_or_full(quick, full):
     """Pick ``quick`` in quick mode and ``full`` otherwise."""
     return quick if is_quick() else full
+
+
+def quick_settings(notebook: str, quick: bool | None = None) -> dict:
+    """The parameters of ``notebook`` (a key of :data:`NOTEBOOK_SETTINGS`) for the current mode
+    (``quick``: force a mode), as a fresh dict of copies."""
+    if notebook not in NOTEBOOK_SETTINGS:
+        raise KeyError(f"no quick-mode settings for notebook {notebook!r}; known: {', '.join(NOTEBOOK_SETTINGS)}")
+    pick = int(not (is_quick() if quick is None else quick))
+    return {k: copy.deepcopy(v[pick]) for k, v in NOTEBOOK_SETTINGS[notebook].items()}
 
 
 def cache_dir() -> Path:

@@ -45,7 +45,7 @@ import yaml
 
 from rsnb import checkpoint as ckpt
 from rsnb import runfolder
-from rsnb.config import cache_dir, is_quick, load_yaml
+from rsnb.config import QUICK_CONFIG, cache_dir, is_quick, load_yaml
 from rsnb.data.check import cache_file as image_check_cache
 from rsnb.data.check import check_images
 from rsnb.data.corpus import Corpus
@@ -89,13 +89,6 @@ DEFAULTS: dict = {
     "model": {"name": "amfmn", "preset": "paper"},
     "train": {"ddp_find_unused": False},  # AMFMN uses every trainable parameter
     "eval": {"batch_size": 64, "keywords": False},
-}
-
-QUICK_OVERRIDES: dict = {
-    "image_size": 128,
-    "data": {"synthetic": {"images": 120, "size": 128}, "min_count": 1, "max_images": 120},
-    "model": {"pretrained": False},  # tests and CI never download weights
-    "train": {"epochs": 1, "batch_size": 16, "quiet": True, "num_workers": 0},
 }
 
 
@@ -183,7 +176,7 @@ def load_config(path: str | Path | None = None, overrides=(), quick: bool | None
     Args:
         path: ``my.yaml``, ``"synthetic"`` (a preset name, see :func:`preset_names`) or None (defaults).
         overrides: ``"section.key=value"`` strings, values parsed as YAML.
-        quick: shrink sizes to :data:`QUICK_OVERRIDES` (never enlarging any); default
+        quick: shrink sizes to :data:`rsnb.config.QUICK_CONFIG` (never enlarging any); default
             ``rsnb.config.is_quick()``.
 
     Returns:
@@ -207,7 +200,7 @@ def load_config(path: str | Path | None = None, overrides=(), quick: bool | None
         except ConfigError as e:
             raise ConfigError(f"{shown}: {e}") from None
     if is_quick() if quick is None else quick:
-        cfg = _shrink(cfg, QUICK_OVERRIDES)
+        cfg = _shrink(cfg, QUICK_CONFIG)
     for o in overrides:
         _set_dotted(cfg, o)
     return check_config(resolve_protocol(cfg))

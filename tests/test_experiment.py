@@ -192,6 +192,23 @@ def test_load_run_errors_clearly(tmp_path):
         ex.load_run(tmp_path)
 
 
+def test_quick_settings_pick_the_mode(monkeypatch):
+    from rsnb import config
+
+    assert config.quick_settings("02_mvsa_internals", quick=True)["epochs"] == 1
+    assert config.quick_settings("02_mvsa_internals", quick=False)["epochs"] == 20
+    monkeypatch.setenv("RSNB_QUICK", "0")
+    full = config.quick_settings("03_loss_behaviour")
+    assert full["train_overrides"] == [] and full["run_folder"] == "03_loss"
+    monkeypatch.setenv("RSNB_QUICK", "1")
+    q = config.quick_settings("03_loss_behaviour")
+    assert "train.epochs=2" in q["train_overrides"] and q["batch_size"] == 32
+    q["train_overrides"].append("x")  # a copy: the table itself is unchanged
+    assert "x" not in config.NOTEBOOK_SETTINGS["03_loss_behaviour"]["train_overrides"][0]
+    with pytest.raises(KeyError, match="no quick-mode settings"):
+        config.quick_settings("99_nothing")
+
+
 def test_chance_metrics_match_closed_form():
     # 10 images x 5 captions: t2i R@K by chance = K / 10
     c2i = [i for i in range(10) for _ in range(5)]
