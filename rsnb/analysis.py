@@ -198,7 +198,7 @@ def caption_scale_groups(corpus) -> list[str]:
         present = {o["name"] for o in objects} if objects else None
         for cap in rec.captions:
             out.append("unknown" if present is None else
-                       scale_group({KINDS[k][0] for k in caption_kinds(cap, present)}))
+                       scale_group({KINDS[k].band for k in caption_kinds(cap, present)}))
     return out
 
 

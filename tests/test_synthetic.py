@@ -9,9 +9,10 @@ import pytest
 from PIL import Image
 
 from rsnb.data import synthetic as syn
+from rsnb.data.synthetic import captions, kinds, scene, writer
 
 SIZE = 96
-NUMBER = {w: i for i, w in enumerate(syn._NUMBERS)}
+NUMBER = {w: i for i, w in enumerate(captions.NUMBERS)}
 COLOUR_RX = "|".join(sorted(map(re.escape, syn.COLOURS), key=len, reverse=True))
 
 
@@ -76,9 +77,9 @@ def test_unmentioned_clutter_exists_and_stays_out_of_captions(scenes):
 
 def test_caption_counts_match_object_counts(scenes):
     """'three white tanks' in a caption means exactly three white tank objects in the metadata."""
-    plural = {syn._plural(n): k for k, v in syn.KINDS.items() for n in v[5]}
+    plural = {kinds.plural(n): k for k, v in syn.KINDS.items() for n in v.nouns}
     noun_rx = "|".join(sorted(map(re.escape, plural), key=len, reverse=True))
-    rx = re.compile(rf"\b({'|'.join(syn._NUMBERS[2:])}) (?:(?:large|big|small|little) )?({COLOUR_RX}) ({noun_rx})\b")
+    rx = re.compile(rf"\b({'|'.join(captions.NUMBERS[2:])}) (?:(?:large|big|small|little) )?({COLOUR_RX}) ({noun_rx})\b")
     checked = 0
     for _, meta in scenes:
         have = Counter((o["name"], o["colour"]) for o in meta["objects"])
@@ -90,7 +91,7 @@ def test_caption_counts_match_object_counts(scenes):
 
 
 def test_small_only_caption_when_small_targets_are_mentioned(scenes):
-    small = {k for k, v in syn.KINDS.items() if v[0] == "small"}
+    small = {k for k, v in syn.KINDS.items() if v.band == "small"}
     n_images = 0
     for _, meta in scenes:
         if not any(o["mentioned"] and o["scale"] == "small" for o in meta["objects"]):
@@ -106,7 +107,7 @@ def test_scale_bands_agree_with_box_sizes(scenes):
         for o in meta["objects"]:
             x0, y0, x1, y1 = o["box"]
             assert 0 <= x0 < x1 <= SIZE and 0 <= y0 < y1 <= SIZE
-            assert o["scale"] == syn.KINDS[o["name"]][0]
+            assert o["scale"] == syn.KINDS[o["name"]].band
             sides[o["scale"]].append(max(x1 - x0, y1 - y0))
     for band, (lo, hi) in syn.BAND_LIMITS.items():
         assert sides[band], band
@@ -135,19 +136,19 @@ def test_keywords_are_attribute_target_phrases(scenes):
     for _, meta in scenes:
         mentioned = {o["name"] for o in meta["objects"] if o["mentioned"]}
         assert 1 <= len(meta["keywords"]) <= 5 and len(set(meta["keywords"])) == len(meta["keywords"])
-        assert meta["keywords"][0] == "- " + syn._CLASS_KEYWORD.get(meta["class"], meta["class"])
+        assert meta["keywords"][0] == "- " + captions.CLASS_KEYWORD.get(meta["class"], meta["class"])
         for kw in meta["keywords"][1:]:
             attr = next(a for a in sorted(attrs, key=len, reverse=True) if kw.startswith(a + " "))
             assert _kinds_named(kw[len(attr) + 1:]) <= mentioned and _kinds_named(kw)
 
 
 def test_relation_phrases_follow_geometry():
-    sc = syn._Scene(np.random.default_rng(0), 100)
+    sc = scene.Scene(np.random.default_rng(0), 100)
     left = sc._add("car", "red", [5, 40, 9, 44], 0.5, None, "main", None)
     right = sc._add("house", "grey", [80, 40, 92, 50], 0.5, None, "anchor", None)
     near = sc._add("tree", "green", [10, 40, 14, 44], 0.5, None, "main", None)
     above = sc._add("pool", "blue", [82, 5, 86, 9], 0.5, None, "main", None)
-    cap = syn._Captioner(sc, "residential")
+    cap = captions.Captioner(sc, "residential")
     assert cap.rel(left, right) in ("to the left of", "on the left side of", "west of")
     assert cap.rel(right, left) in ("to the right of", "on the right side of", "east of")
     assert cap.rel(left, near) in ("next to", "beside", "near", "close to")
@@ -157,14 +158,14 @@ def test_relation_phrases_follow_geometry():
 
 def test_plan_balances_classes_and_stratifies_splits():
     n, fr = 1400, (0.8, 0.1, 0.1)
-    classes, splits = syn._plan(n, 3, fr)
+    classes, splits = writer._plan(n, 3, fr)
     assert Counter(classes) == {c: 100 for c in syn.SCENE_CLASSES}
     for s, f in zip(syn.SPLITS, fr):
         assert abs(splits.count(s) - f * n) <= 1
         for c in syn.SCENE_CLASSES:
             got = sum(1 for ci, si in zip(classes, splits) if ci == c and si == s)
             assert abs(got - f * 100) <= 1, (c, s, got)
-    assert syn._plan(n, 3, fr) == (classes, splits) and syn._plan(n, 4, fr) != (classes, splits)
+    assert writer._plan(n, 3, fr) == (classes, splits) and writer._plan(n, 4, fr) != (classes, splits)
 
 
 def _read(folder):
