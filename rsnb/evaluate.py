@@ -36,6 +36,7 @@ from rsnb.topk import search  # noqa: F401  (re-exported: rsnb.evaluate.search)
 RECALL_KS = (1, 5, 10)
 METRIC_KEYS = ("i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10", "mR",
                "i2t_medr", "t2i_medr", "i2t_meanr", "t2i_meanr")
+TABLE_KEYS = METRIC_KEYS[:7]  # the six recalls and mR: the columns of every results table and bar chart
 _CHUNK_ELEMS = 1 << 22  # elements compared at once when counting ranks (~4 M, a few tens of MB)
 
 
@@ -417,7 +418,6 @@ def summarise_folds(rows: Sequence[dict]) -> dict[str, tuple[float, float]]:
     return out
 
 
-_TABLE_COLS = METRIC_KEYS[:7]  # the six recalls and mR
 
 
 def _cell(v) -> str:
@@ -439,9 +439,9 @@ def format_table(metrics_or_rows, names: Sequence[str] | None = None) -> str:
     else:
         rows = list(metrics_or_rows)
         labels = list(names) if names is not None else [str(i) for i in range(len(rows))]
-    cells = [[_cell(r[c]) for c in _TABLE_COLS] for r in rows]
+    cells = [[_cell(r[c]) for c in TABLE_KEYS] for r in rows]
     w0 = max([len(x) for x in labels] + [5])
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(_TABLE_COLS)]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(TABLE_KEYS)]
     lines = [[lab.ljust(w0)] + [v.rjust(w) for v, w in zip(vals, widths)]
-             for lab, vals in [("model", _TABLE_COLS), *zip(labels, cells)]]
+             for lab, vals in [("model", TABLE_KEYS), *zip(labels, cells)]]
     return "\n".join("  ".join(parts) for parts in lines)
