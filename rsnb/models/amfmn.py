@@ -377,7 +377,8 @@ def prior_hook(model_cfg: AMFMNConfig, train_split):
     """``batch_hook`` adding ``batch["prior"]`` (B, B) for the dynamic-margin loss, else None."""
     if model_cfg.loss != "dynamic":
         return None
-    from rsnb.prior import MeteorPrior, PriorSimilarity
+    from rsnb.prior import PriorSimilarity
+    from rsnb.prior_meteor import MeteorPrior
 
     prior = MeteorPrior(train_split) if model_cfg.prior == "bleu_meteor" else PriorSimilarity(train_split)
 
