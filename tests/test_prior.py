@@ -9,7 +9,7 @@ import torch
 from nltk.stem import PorterStemmer
 from nltk.translate.bleu_score import sentence_bleu
 
-from rsnb import prior
+from rsnb import prior, prior_meteor
 from rsnb.data.corpus import Corpus, ImageRecord
 
 
@@ -149,7 +149,7 @@ def test_full_similarity_matches_naive_official_recipe():
     assert (own >= 0.5).all()
     assert S.std() > 0.05  # not a constant matrix
     # the scalar form agrees
-    assert prior.caption_similarity(per_image[3], flat[7]) == pytest.approx(S[3, 7], abs=1e-12)
+    assert prior.released_pair_similarity(per_image[3], flat[7]) == pytest.approx(S[3, 7], abs=1e-12)
 
 
 def test_real_captions_match_naive(shared_data):
@@ -174,7 +174,7 @@ def test_hand_computed_pair():
     # exact match of reference 5: score1 = 1. Content words (stems) of the references:
     # {build, white, grey, roof} (4 tokens) x2, {build, car, park, besid} (4) x2, {build, car} (2).
     # Caption content {build, car}: overlaps 1/4, 1/4, 2/4, 2/4, 2/2 -> score2 = 2.5/5 = 0.5
-    assert prior.caption_similarity(refs, "Buildings and cars .") == pytest.approx((1 + 0.5) / 2)
+    assert prior.released_pair_similarity(refs, "Buildings and cars .") == pytest.approx((1 + 0.5) / 2)
     P = prior.PriorSimilarity([refs])
     assert P.pair(0, 4) == pytest.approx(0.75)
 
@@ -279,10 +279,10 @@ def test_meteor_prior_matches_nltk_with_stub_wordnet():
     caps = [["a red car parked near the road .", "many cars beside a road ."],
             ["green trees around a pond .", "a pond surrounded by trees ."]]
     wn = _StubWordNet()
-    met = prior.MeteorPrior(caps, wordnet=wn)
+    met = prior_meteor.MeteorPrior(caps, wordnet=wn)
     base = prior.PriorSimilarity(caps)
     hyp_text = "a red automobile near the road ."  # a synonym match only through WordNet
-    probe = prior.MeteorPrior([caps[0], caps[1], [hyp_text]], wordnet=wn)
+    probe = prior_meteor.MeteorPrior([caps[0], caps[1], [hyp_text]], wordnet=wn)
     for i in range(2):
         for j in range(4):
             refs = [prior.word_tokenize(c.lower()) for c in caps[i]]
@@ -290,7 +290,7 @@ def test_meteor_prior_matches_nltk_with_stub_wordnet():
             expected = (base.parts([i], [j])["score1"][0, 0] + meteor_score(refs, hyp, wordnet=wn)) / 2
             assert met.pair(i, j) == pytest.approx(expected, abs=1e-12)
     with_syn = probe.meteor(0, 4)
-    without = prior.MeteorPrior([caps[0], caps[1], [hyp_text]], wordnet=type("NoSyn", (), {"synsets": lambda s, w: []})())
+    without = prior_meteor.MeteorPrior([caps[0], caps[1], [hyp_text]], wordnet=type("NoSyn", (), {"synsets": lambda s, w: []})())
     assert with_syn > without.meteor(0, 4)  # the stub's synonym is used
     b = met.batch_matrix([1, 0, 1], [3, 0])
     assert b.shape == (3, 2) and b[0, 0].item() == pytest.approx(met.pair(1, 3), abs=1e-6)
@@ -308,7 +308,7 @@ def test_meteor_prior_offline_error_is_one_clear_line(monkeypatch):
 
     monkeypatch.setattr(nltk.corpus, "wordnet", Missing())
     with pytest.raises(ConfigError, match=r"model.prior=bleu_meteor: METEOR needs NLTK's WordNet data") as err:
-        prior.MeteorPrior([["a red roof ."]])
+        prior_meteor.MeteorPrior([["a red roof ."]])
     assert "\n" not in str(err.value) and "nltk.downloader wordnet" in str(err.value)
     from rsnb.models.amfmn import AMFMNConfig, prior_hook
 
