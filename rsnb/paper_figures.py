@@ -2,7 +2,7 @@
 
 Each function returns ``(Figure, {column: values})``: the figure and the plotted numbers for the CSV
 written beside it. They compose the plotting helpers of notebooks 02, 03, 05 and 06
-(:mod:`rsnb.viz`, :mod:`rsnb.analysis`, :mod:`rsnb.mvsa_analysis`, :mod:`rsnb.msa_analysis`) on the
+(:mod:`rsnb.viz`, :mod:`rsnb.analysis`, :mod:`rsnb.analysis.mvsa_probe`, :mod:`rsnb.analysis.msa_probe`) on the
 best checkpoint of a run trained by :mod:`rsnb.reproduce`.
 """
 
@@ -19,7 +19,8 @@ import torch
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
-from rsnb import analysis, evaluate, experiment, loss_analysis, losses, msa_analysis, mvsa_analysis, viz
+from rsnb import analysis, evaluate, experiment, losses, viz
+from rsnb.analysis import msa_probe, mvsa_probe, paper_tables
 from rsnb.data.dataset import ImageDataset, TextDataset, collate
 
 TOP_K = 5  # gallery width
@@ -48,7 +49,7 @@ def margin_curves(gammas: Sequence[float], betas: Sequence[float]):
     S = np.linspace(0, 1, 101)
     St = torch.tensor(S)
     panels = {f"γ = {g:g}": {f"β = {b:g}": losses.dynamic_margin(St, g, b).numpy() for b in betas} for g in gammas}
-    fig = viz.plot_margin_curves(S, panels, fixed=None, paper_rows=loss_analysis.PAPER_TABLE_V)
+    fig = viz.plot_margin_curves(S, panels, fixed=None, paper_rows=paper_tables.PAPER_TABLE_V)
     data = {"S": S, **{f"gamma{g:g}_beta{b:g}": panels[f"γ = {g:g}"][f"β = {b:g}"] for g in gammas for b in betas}}
     return fig, data
 
@@ -56,7 +57,7 @@ def margin_curves(gammas: Sequence[float], betas: Sequence[float]):
 def _objects(records):
     """Synthetic object boxes of some records, or (None, None) for real data."""
     try:
-        objs = [mvsa_analysis.scene_objects(r) for r in records]
+        objs = [mvsa_probe.scene_objects(r) for r in records]
     except ValueError:
         return None, None
     return [o for o, _ in objs], objs[0][1]
@@ -67,14 +68,14 @@ def mvsa_maps(run_dir, n_show: int = 3, n_probe: int = 24):
     model, _, cfg, test = _load(str(run_dir))
     probe = test.images[:n_probe]
     try:
-        kinds = [len(np.unique(mvsa_analysis.category_map(*mvsa_analysis.scene_objects(r)))) for r in probe]
+        kinds = [len(np.unique(mvsa_probe.category_map(*mvsa_probe.scene_objects(r)))) for r in probe]
     except ValueError:  # real data: no ground truth, the first scenes
         kinds = [0] * len(probe)
     show = [probe[int(i)] for i in np.argsort(kinds, kind="stable")[::-1][:n_show]]
     images = torch.stack([s["image"] for s in ImageDataset(replace(test, images=show), int(cfg["image_size"]))])
     with torch.no_grad():
         maps = model.mvsa_maps(images)
-    attr = mvsa_analysis.mask_attribution(model.mvsa.mask_fc.weight.detach(), maps["gated"], maps["mask"])
+    attr = mvsa_probe.mask_attribution(model.mvsa.mask_fc.weight.detach(), maps["gated"], maps["mask"])
     rows = [{"info v(i)": maps["info"][b], "gate v(w)": maps["gate"][b], "v(i)·v(w)": maps["gated"][b],
              "mask attribution": attr[b]} for b in range(len(show))]
     objects, source = _objects(show)
@@ -157,7 +158,7 @@ def msa_scale_matrices(run_dir, n: int = 16):
     size = int(cfg["image_size"])
     il = torch.utils.data.DataLoader(ImageDataset(test, image_size=size), batch_size=64, collate_fn=collate)
     tl = torch.utils.data.DataLoader(TextDataset(test, tok), batch_size=64, collate_fn=collate)
-    img, txt = msa_analysis.encode_with_tokens(msa, il, tl)
+    img, txt = msa_probe.encode_with_tokens(msa, il, tl)
     c2i = np.asarray(test.caption_to_image)
     first = np.unique(c2i, return_index=True)[1][:n]  # one caption of each of n images
     cap_idx, img_idx = torch.as_tensor(first), torch.as_tensor(c2i[first])

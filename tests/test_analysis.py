@@ -8,8 +8,10 @@ import torch
 import yaml
 
 from rsnb import analysis as an
+from rsnb.api import encode_queries
 from rsnb.data.corpus import Corpus, ImageRecord
 from rsnb.data.vocab import Vocab
+from rsnb.evaluate import TABLE_KEYS
 
 
 def _rec(cls, captions, keywords=(), objects=None, split="test"):
@@ -30,7 +32,7 @@ def test_paper_rows_values_and_mr_consistency():
     off = []
     for d, table in [*an.PAPER_TABLE_II.items(), ("III", an.PAPER_TABLE_III)]:
         for m, r in table.items():
-            six = [r[k] for k in an._COLS[:6]]
+            six = [r[k] for k in TABLE_KEYS[:6]]
             if abs(np.mean(six) - r["mR"]) > 0.01:
                 off.append((d, m))
     assert off == [("RSICD", "AMFMN-soft")]
@@ -176,7 +178,7 @@ def test_guided_text_vectors_reproduce_scores(kw):
 def test_encode_queries_matches_encode_texts():
     vocab = Vocab(["<pad>", "<unk>", "white", "boats", "port", "-", "near", "a", "tanks"])
     model = _tiny_amfmn(text_input="both", vocab_size=len(vocab))
-    got = an.encode_queries(model, vocab, ["white boats near a port", ["- port", "white tanks"]])
+    got = encode_queries(model, vocab, ["white boats near a port", ["- port", "white tanks"]])
     with torch.no_grad():
         ref0 = model.encode_texts(torch.tensor([[2, 3, 6, 7, 4]]), torch.tensor([5]),
                                   torch.tensor([[[2, 3, 6, 7, 4]]]), torch.ones(1, 1, dtype=torch.bool))

@@ -1,4 +1,4 @@
-"""Tests for rsnb.loss_analysis (pair types, prior by group, loss diagnostics) and its plot helpers."""
+"""Tests for rsnb.analysis.loss_probe (pair types, prior by group, loss diagnostics) and its plot helpers."""
 
 import math
 
@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from rsnb import loss_analysis as la
 from rsnb import viz
+from rsnb.analysis import loss_probe as la
+from rsnb.analysis import paper_tables
 from rsnb.losses import dynamic_margin, triplet_loss
 from rsnb.prior import PriorSimilarity
 
@@ -26,12 +27,12 @@ def _by_name(rows):
 
 
 def test_paper_table_v_mr_is_mean_of_recalls():
-    assert len(la.PAPER_TABLE_V) == 12
-    assert len({(r["loss"], r["gamma"], r["beta"]) for r in la.PAPER_TABLE_V}) == 12
-    for r in la.PAPER_TABLE_V:
+    assert len(paper_tables.PAPER_TABLE_V) == 12
+    assert len({(r["loss"], r["gamma"], r["beta"]) for r in paper_tables.PAPER_TABLE_V}) == 12
+    for r in paper_tables.PAPER_TABLE_V:
         mean = sum(r[k] for k in ("i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10")) / 6
         assert abs(mean - r["mR"]) < 0.006, r
-    best = max(la.PAPER_TABLE_V, key=lambda r: r["mR"])
+    best = max(paper_tables.PAPER_TABLE_V, key=lambda r: r["mR"])
     assert (best["loss"], best["gamma"], best["beta"], best["mR"]) == ("dynamic", 0.6, 5, 29.72)
 
 
@@ -145,11 +146,11 @@ def test_format_diagnostics_table():
 def test_plot_helpers_draw_the_given_numbers():
     S = np.linspace(0, 1, 11)
     curves = {f"β = {b}": dynamic_margin(torch.tensor(S), 0.6, b).numpy() for b in (3, 5)}
-    fig = viz.plot_margin_curves(S, {"varying β": curves}, fixed=0.2, paper_rows=la.PAPER_TABLE_V)
+    fig = viz.plot_margin_curves(S, {"varying β": curves}, fixed=0.2, paper_rows=paper_tables.PAPER_TABLE_V)
     ax0, ax1 = fig.axes[:2]
     np.testing.assert_allclose(ax0.lines[1].get_ydata(), curves["β = 5"])
     heights = sorted(p.get_height() for p in ax1.patches)
-    assert heights == sorted(r["mR"] for r in la.PAPER_TABLE_V)
+    assert heights == sorted(r["mR"] for r in paper_tables.PAPER_TABLE_V)
     plt.close(fig)
 
     rows = la.loss_diagnostics(SIMS, IDS, torch.zeros(3, 3))

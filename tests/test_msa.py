@@ -192,7 +192,7 @@ def test_minilm_wheel_when_installed():
 
 
 def test_rerank_extension_reorders_only_the_top_k_by_mscmat(bert_dir):
-    from rsnb.msa_analysis import encode_with_tokens, rerank, rerank_metrics, scale_matrices
+    from rsnb.analysis.msa_probe import encode_with_tokens, rerank, rerank_metrics, scale_matrices
 
     torch.manual_seed(0)
     model = tiny_msa("bigru", bert_dir).eval()

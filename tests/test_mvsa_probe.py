@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from rsnb.data.corpus import ImageRecord
-from rsnb.mvsa_analysis import (
+from rsnb.analysis.mvsa_probe import (
     CATEGORIES,
     category_map,
     cell_fractions,
@@ -13,6 +12,7 @@ from rsnb.mvsa_analysis import (
     gate_mass_table,
     scene_objects,
 )
+from rsnb.data.corpus import ImageRecord
 
 C = {c: i for i, c in enumerate(CATEGORIES)}
 
@@ -152,7 +152,7 @@ def test_text_tables():
 
 
 def test_mask_attribution_matches_autograd_jacobian():
-    from rsnb.mvsa_analysis import mask_attribution
+    from rsnb.analysis.mvsa_probe import mask_attribution
 
     g = torch.Generator().manual_seed(0)
     fc = torch.nn.Linear(9, 5)
@@ -169,8 +169,8 @@ def test_mask_attribution_matches_autograd_jacobian():
 
 
 def test_mvsa_variant_shares_weights_across_forms_and_grids():
+    from rsnb.analysis.mvsa_probe import mvsa_variant
     from rsnb.models.mvsa import MVSA
-    from rsnb.mvsa_analysis import mvsa_variant
 
     torch.manual_seed(0)
     paper = MVSA(8, 12, grid_size=4, embed_dim=6, form="paper")
@@ -193,8 +193,8 @@ def test_mvsa_variant_shares_weights_across_forms_and_grids():
 
 
 def test_map_mass_tables_matches_direct_computation():
+    from rsnb.analysis.mvsa_probe import map_mass_tables
     from rsnb.models.amfmn import AMFMN, AMFMNConfig
-    from rsnb.mvsa_analysis import map_mass_tables
 
     torch.manual_seed(0)
     model = AMFMN(AMFMNConfig.paper(vocab_size=10, image_size=64, pretrained=False, embed_dim=16, word_dim=8,

@@ -9,7 +9,7 @@ measures where that happens and what it changes:
 * :func:`loss_diagnostics` evaluates the four losses fixed/dynamic margin x sum/hardest negative on one
   (B, B) similarity matrix: loss, active (violating) triplets per pair type, and the gradient
   dL/dsims that the encoders would receive.
-* :data:`PAPER_TABLE_V` holds the loss ablation reported in the paper (RSITMD), for context.
+* The loss ablation reported in the paper (Table V) is :data:`rsnb.analysis.paper_tables.PAPER_TABLE_V`.
 
 Shown in notebooks/03_loss_behaviour.ipynb.
 """
@@ -28,35 +28,6 @@ from rsnb.losses import dynamic_margin, triplet_loss
 
 GROUPS = ("positive", "same-class negative", "other-class negative")
 """Pair types, in the order of the integer codes returned by :func:`pair_groups`."""
-
-_RECALLS = ("i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10")
-
-
-def _row(loss: str, gamma: float, beta: float | None, *values: float) -> dict:
-    return {"loss": loss, "gamma": gamma, "beta": beta, **dict(zip(_RECALLS + ("mR",), values, strict=True))}
-
-
-PAPER_TABLE_V: list[dict] = [
-    # loss, margin (alpha for the fixed triplet, gamma for L_ct), beta, S R@1/5/10, I R@1/5/10, mR
-    _row("fixed", 0.4, None, 11.50, 26.11, 38.05, 10.49, 32.65, 48.41, 27.87),
-    _row("fixed", 0.6, None, 14.82, 28.98, 37.61, 9.12, 31.68, 46.90, 28.19),
-    _row("fixed", 0.8, None, 12.39, 27.88, 40.49, 10.49, 32.65, 46.86, 28.46),
-    _row("dynamic", 0.4, 3, 9.29, 26.11, 40.93, 9.47, 34.47, 52.65, 28.82),
-    _row("dynamic", 0.4, 5, 12.17, 26.77, 38.94, 11.02, 35.97, 52.43, 29.55),
-    _row("dynamic", 0.4, 7, 11.50, 26.55, 40.04, 10.97, 34.25, 51.46, 29.13),
-    _row("dynamic", 0.6, 3, 10.18, 25.88, 38.94, 9.56, 34.42, 52.26, 28.54),
-    _row("dynamic", 0.6, 5, 10.63, 24.78, 41.81, 11.51, 34.69, 54.87, 29.72),
-    _row("dynamic", 0.6, 7, 11.28, 27.21, 38.05, 11.28, 35.27, 52.08, 29.20),
-    _row("dynamic", 0.8, 3, 8.63, 25.22, 39.16, 10.71, 35.71, 53.41, 28.81),
-    _row("dynamic", 0.8, 5, 8.41, 24.78, 40.04, 11.64, 36.99, 54.60, 29.41),
-    _row("dynamic", 0.8, 7, 8.41, 28.10, 40.49, 10.88, 36.37, 52.92, 29.53),
-]
-"""Paper Table V (AMFMN, RSITMD test set, sentence input), as reported in the paper.
-
-One dict per row: ``loss`` (``"fixed"`` triplet or ``"dynamic"`` L_ct), ``gamma`` (the fixed margin
-alpha, or the maximum dynamic margin), ``beta`` (None for the fixed margin), the six recalls and ``mR``.
-"""
-
 
 def inverse_dynamic_margin(alpha, gamma: float = 0.6, beta: float = 5.0):
     """The prior similarity S at which :func:`rsnb.losses.dynamic_margin` equals ``alpha``.

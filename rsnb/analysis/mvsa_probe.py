@@ -24,6 +24,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import torch
+from PIL import Image
+
+from rsnb.models.mvsa import MVSA
 
 BANDS = ("small", "medium", "large")
 #: pixel categories, in label order: mentioned objects by band, unmentioned objects, nothing
@@ -48,8 +52,6 @@ def scene_objects(record) -> tuple[list[dict], int]:
         raise ValueError(f"{record.filename}: no meta['objects'] (only synthetic scenes carry object boxes)")
     size = (meta.get("dataset") or {}).get("size")
     if size is None:
-        from PIL import Image
-
         with Image.open(record.path) as im:
             size = im.size[0]
     return meta["objects"], int(size)
@@ -266,8 +268,6 @@ def mvsa_variant(mvsa, form: str | None = None, grid_size: int | None = None):
     Returns:
         The new MVSA (same device and dtype as ``mvsa``).
     """
-    from rsnb.models.mvsa import MVSA
-
     form = form or mvsa.form
     grid = grid_size or mvsa.grid_size
     new = MVSA(mvsa.lf_conv.in_channels, mvsa.hf_conv.in_channels, grid, mvsa.mask_fc.out_features,
@@ -292,8 +292,6 @@ def map_mass_tables(model, images, scenes, batch_size: int = 32) -> dict[str, di
         ``{"gate": table, "gated": table}``: :func:`gate_mass_table` of the gate v(w) and of
         ``|v(i) * v(w)|``. The model's train/eval mode is restored afterwards.
     """
-    import torch
-
     was_training = model.training
     device = next(model.parameters()).device
     model.eval()

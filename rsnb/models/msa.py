@@ -19,7 +19,7 @@ Training adds the paper's three ideas on top of a dual encoder:
 
 L = triplet (hardest in-batch negative, margin 0.5, on the global cosine) + 15 MSCMA + 10 CSMMC.
 At test time MSA is a dual encoder: ``score`` is one matrix product of global embeddings; MSCMAT is
-training-only (its use for re-ranking is an rsnb extension, :mod:`rsnb.msa_analysis`).
+training-only (its use for re-ranking is an rsnb extension, :mod:`rsnb.analysis.msa_probe`).
 
 Where the released code differs (reference: the official repository yr666666/MSA): the sigmoid
 output fed to the cross-entropy as logits, image -> text only (``alignment="released"``); the KL

@@ -17,7 +17,7 @@ def plot_margin_curves(S, panels: Mapping[str, Mapping[str, Sequence[float]]], f
         S: (N,) prior similarity values (x axis).
         panels: ``{panel title: {curve label: (N,) margins}}``.
         fixed: a fixed margin drawn as a dashed line in every panel (None: none).
-        paper_rows: rows of ``rsnb.loss_analysis.PAPER_TABLE_V``; adds a bar panel of their mR
+        paper_rows: rows of ``rsnb.analysis.paper_tables.PAPER_TABLE_V``; adds a bar panel of their mR
             (fixed margin alpha vs L_ct for each beta, grouped by alpha / gamma).
 
     Returns:
@@ -59,7 +59,7 @@ def plot_prior_groups(groups: Mapping[str, Mapping[str, np.ndarray]], margin_fn=
     """Distribution of the prior similarity S per pair type, and what S is made of.
 
     Args:
-        groups: ``rsnb.loss_analysis.prior_by_group`` output (``{type: {"S", "score1", "score2"}}``).
+        groups: ``rsnb.analysis.loss_probe.prior_by_group`` output (``{type: {"S", "score1", "score2"}}``).
         margin_fn: optional ``f(S) -> margin`` drawn over the histogram on a second axis.
         bins: histogram bins over [0, 1].
 
@@ -98,7 +98,7 @@ def plot_batch_margins(margin, sample_classes: Sequence[str], groups, fixed: flo
     Args:
         margin: (B, B) margins (rows images, columns captions).
         sample_classes: (B,) scene class of each sample.
-        groups: (B, B) pair types from ``rsnb.loss_analysis.pair_groups`` (0 positive, 1 same-class, 2 other).
+        groups: (B, B) pair types from ``rsnb.analysis.loss_probe.pair_groups`` (0 positive, 1 same-class, 2 other).
         fixed: fixed margin drawn for comparison.
 
     Returns:
@@ -135,7 +135,7 @@ def plot_batch_margins(margin, sample_classes: Sequence[str], groups, fixed: flo
 
 
 def plot_loss_diagnostics(rows: Sequence[Mapping], keys: Mapping[str, str], ncols: int | None = None):
-    """Grouped bars of ``rsnb.loss_analysis.loss_diagnostics`` rows: one panel per key.
+    """Grouped bars of ``rsnb.analysis.loss_probe.loss_diagnostics`` rows: one panel per key.
 
     Args:
         rows: dicts with ``margin``, ``negatives``, the keys, and optionally ``model`` (one bar colour each).

@@ -8,11 +8,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 
-from rsnb.mvsa_analysis import CATEGORIES
+from rsnb.analysis.mvsa_probe import CATEGORIES
 from rsnb.viz.core import denormalize
 from rsnb.viz.data import SCALE_COLOURS, draw_objects
 
-#: colour of each gate-mass category (rsnb.mvsa_analysis.CATEGORIES): the scale bands, then clutter and background
+#: colour of each gate-mass category (rsnb.analysis.mvsa_probe.CATEGORIES): the scale bands, then clutter and background
 CATEGORY_COLOURS = {**SCALE_COLOURS, "clutter": "#7f7f7f", "background": "#2ca02c"}
 
 
@@ -72,7 +72,7 @@ def map_panels(images, rows: Sequence[Mapping[str, object]], objects=None, sourc
 
 def plot_mass_ratios(tables: Mapping[str, Mapping], categories=None, ax=None, title: str | None = None,
                      colours: Sequence[str] | None = None):
-    """Grouped bars of gate-mass ratios (``rsnb.mvsa_analysis.gate_mass_table``) per category, drawn from 1.
+    """Grouped bars of gate-mass ratios (``rsnb.analysis.mvsa_probe.gate_mass_table``) per category, drawn from 1.
 
     Bars start at the no-preference line (ratio 1), so they point up where the map prefers a category
     and down where it avoids it.
@@ -112,7 +112,7 @@ def plot_ratio_history(epochs: Sequence[int], tables: Sequence[Mapping], categor
 
     Args:
         epochs: the epoch of each table.
-        tables: ``rsnb.mvsa_analysis.gate_mass_table`` results, one per epoch.
+        tables: ``rsnb.analysis.mvsa_probe.gate_mass_table`` results, one per epoch.
         categories: which categories to draw (default: those present).
         ax: axis to draw on (default: a new figure).
         title: axis title.
