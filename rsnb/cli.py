@@ -124,9 +124,10 @@ def _config(a) -> int:
     import yaml
 
     from rsnb import experiment as ex
+    from rsnb.config import is_quick
 
     cfg = ex.load_config(a.preset, a.overrides)
-    print(f"# {a.preset} resolved ({'quick' if ex.is_quick() else 'full'} mode), validated", flush=True)
+    print(f"# {a.preset} resolved ({'quick' if is_quick() else 'full'} mode), validated", flush=True)
     print(yaml.safe_dump(cfg, sort_keys=False), end="")
     return 0
 

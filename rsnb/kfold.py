@@ -19,29 +19,14 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import replace
 from pathlib import Path
 
 from rsnb import checkpoint as ckpt
-from rsnb.data.corpus import Corpus
+from rsnb import experiment as ex
 from rsnb.errors import ConfigError, RunFolderError
-from rsnb.evaluate import format_table, kfold_splits, summarise_folds
+from rsnb.evaluate import format_table, summarise_folds
 
 KFOLD_FILE = "kfold.json"
-
-
-def apply_fold(corpus: Corpus, k: int, fold: int, seed: int = 0) -> Corpus:
-    """Fold ``fold`` of the k-fold protocol: the train and val images together are cut into ``k``
-    fixed, disjoint parts (:func:`rsnb.evaluate.kfold_splits`); part ``fold`` becomes ``val`` and
-    the rest ``train``. The test split is never touched."""
-    if not 0 <= fold < k:
-        raise ConfigError(f"data.fold={fold}: must be in 0..{k - 1} for data.kfold={k}")
-    pool = [i for i, r in enumerate(corpus.images) if r.split in ("train", "val")]
-    _, val_idx = kfold_splits(len(pool), k, seed)[fold]
-    val = {pool[j] for j in val_idx.tolist()}
-    images = [replace(r, split="val" if i in val else "train") if r.split in ("train", "val") else r
-              for i, r in enumerate(corpus.images)]
-    return replace(corpus, images=images)
 
 
 def fold_dir(run_dir: str | Path, fold: int) -> Path:
@@ -80,8 +65,6 @@ def train_kfold(cfg: dict, out_dir: str | Path, k: int, resume: bool = False, de
     Returns:
         One dict per fold: ``{"fold", "run_dir", "history", "skipped"}``.
     """
-    from rsnb import experiment as ex
-
     if k < 2:
         raise ConfigError(f"--kfold {k}: k-fold needs at least 2 folds")
     out = Path(out_dir)
@@ -120,8 +103,6 @@ def evaluate_kfold(run_dir: str | Path, data: str | Path | None = None, split: s
     Returns:
         ``{"k", "folds": [metrics per fold], "mean": {key: value}, "std": {key: value}}``.
     """
-    from rsnb import experiment as ex
-
     run = Path(run_dir)
     meta = json.loads((run / KFOLD_FILE).read_text())
     rows = []
