@@ -8,6 +8,6 @@ __version__ = "0.1.0"
 
 def load(run, tag: str = "best", device="auto"):
     """Load a trained run folder for retrieval; see :func:`rsnb.api.load`."""
-    from rsnb.api import load as _load
+    from rsnb.api import load as _load  # deferred on purpose: `import rsnb` must not import torch
 
     return _load(run, tag=tag, device=device)

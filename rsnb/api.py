@@ -23,6 +23,9 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from rsnb import __version__
+from rsnb import checkpoint as ckpt
+from rsnb import experiment as ex
 from rsnb.data.dataset import ImageTransform, collate, load_image
 from rsnb.errors import RsnbError
 from rsnb.evaluate import resolve_device, score_all
@@ -222,10 +225,6 @@ class Retriever:
 
 def load(run, tag: str = "best", device="auto") -> Retriever:
     """Load a trained run folder for retrieval (safetensors weights; nothing is downloaded or unpickled)."""
-    from rsnb import __version__
-    from rsnb import checkpoint as ckpt
-    from rsnb import experiment as ex
-
     dev = resolve_device(device)
     model, tok, cfg = ex.load_run(run, tag, device=dev)
     doc = json.loads(ckpt.checkpoint_paths(run, tag)["json"].read_text(encoding="utf-8"))
@@ -237,7 +236,7 @@ def load(run, tag: str = "best", device="auto") -> Retriever:
 
 def gallery_figure(query: str, rows, ncols: int = 4):
     """Text -> image results as a grid (each image titled with its rank and score); returns the Figure."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: only `rsnb search --gallery` draws, and pyplot is slow to import
 
     n = max(1, len(rows))
     ncols = min(ncols, n)

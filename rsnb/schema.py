@@ -21,6 +21,8 @@ import types
 import typing
 
 from rsnb.errors import ConfigError
+from rsnb.models import registry
+from rsnb.train import TrainConfig
 
 #: type of keys whose default is None or that take more than one type (others: the type of their default)
 TYPES = {"data.path": str | None, "data.image_dir": str | None, "data.cache_dir": str | None,
@@ -160,8 +162,6 @@ def rename_error(e: Exception, names: dict[str, str]) -> ConfigError:
 
 def model_section_types(name: str) -> dict:
     """``{key: type}`` a user may set in the ``model:`` section of model ``name`` (from its registry builder)."""
-    from rsnb.models import registry
-
     if name not in registry.REGISTRY:
         raise ConfigError(f"model.name: {name!r} is not a model; choose one of {', '.join(registry.model_names())}")
     builder = registry.get_builder(name)
@@ -176,8 +176,6 @@ def validate_config(cfg: dict, defaults: dict) -> dict:
         ConfigError: an unknown section or key (listing the allowed ones), a value of the wrong type
             or out of range, or a choice the train or model config rejects; the message names the key.
     """
-    from rsnb.train import TrainConfig
-
     if not isinstance(cfg, dict):
         raise ConfigError(f"a config is a mapping of sections ({', '.join(defaults)}), got {type(cfg).__name__}")
     for key in cfg:

@@ -17,9 +17,13 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import imagehash
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
+
+from rsnb.data.corpus import DataFormatError
+from rsnb.data.dataset import load_image
 
 DIHEDRAL_NAMES = ("identity", "rot90", "rot180", "rot270", "mirror", "mirror+rot90", "mirror+rot180",
                   "mirror+rot270")
@@ -54,8 +58,6 @@ def hash_picture(grey: Image.Image, thumb_size: int = 16) -> tuple[np.ndarray, n
         ``(phash, dhash, thumb)``: (8,) uint64, (8,) uint64 and (thumb_size, thumb_size) float32
         (zero mean, unit L2 norm; all zeros for a flat picture).
     """
-    import imagehash
-
     small = np.asarray(grey.resize((HASH_SIDE, HASH_SIDE), Image.LANCZOS))  # (32, 32) uint8
     ph, dh = np.zeros(8, np.uint64), np.zeros(8, np.uint64)
     for g in range(8):
@@ -68,9 +70,6 @@ def hash_picture(grey: Image.Image, thumb_size: int = 16) -> tuple[np.ndarray, n
 
 
 def _hash_file(path: str, thumb_size: int):
-    from rsnb.data.corpus import DataFormatError
-    from rsnb.data.dataset import load_image
-
     try:
         img = load_image(path)
     except (FileNotFoundError, DataFormatError, OSError) as e:

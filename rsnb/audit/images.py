@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from rsnb.audit.hashing import DIHEDRAL_NAMES, ImageHashes, correlation, dihedral_inverse, hash_images
 from rsnb.audit.index import hamming, hamming_pairs
@@ -142,9 +144,6 @@ def leak_summary(pairs: dict[str, np.ndarray], ca: Corpus, cb: Corpus | None, ha
 
 def _groups(ia: np.ndarray, ib: np.ndarray) -> list[list[int]]:
     """Connected components of the confirmed-pair graph (images that are copies of each other)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     if ia.size == 0:
         return []
     nodes = np.unique(np.r_[ia, ib])

@@ -16,6 +16,7 @@ import math
 from itertools import combinations
 
 import numpy as np
+from tqdm import tqdm
 
 _DIRECT_BITS = 20  # chunks up to this width use an offset table instead of binary search
 _BYTE_POP = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
@@ -172,8 +173,6 @@ class HashIndex:
 
     def search(self, query, block: int = 4096, exclude_self: bool = False, progress: bool = False):
         """All pairs within the index's threshold; same output as :func:`brute_force_pairs`."""
-        from tqdm import tqdm
-
         q = _check(query, "query")
         out = [[], [], []]
         starts = range(0, q.size, block)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from rsnb import experiment as ex
 from rsnb.data.corpus import Corpus
+from rsnb.evaluate import evaluate, retrieval_metrics
 
 
 def default_threshold(n_images: int) -> int:
@@ -30,8 +32,6 @@ def suspicious_from_sims(sims, caption_to_image, threshold: int) -> dict[str, np
         ``{"rank": (N_captions,) 1-based ranks, "top1": (N_captions,) best image per caption,
         "suspicious": (S,) caption indices, worst rank first}``.
     """
-    from rsnb.evaluate import retrieval_metrics
-
     _, ranks = retrieval_metrics(sims, caption_to_image, return_ranks=True)
     rank = ranks["t2i"].astype(np.int64) + 1  # (N_captions,)
     sus = np.nonzero(rank > int(threshold))[0]
@@ -69,9 +69,6 @@ def suspicious_pairs(run_dir, split: str = "test", threshold: int | None = None,
         ``(rows, summary, corpus_split)``; summary holds the threshold, counts, median rank and the
         metrics of the split.
     """
-    from rsnb import experiment as ex
-    from rsnb.evaluate import evaluate
-
     model, tokenizer, cfg = ex.load_run(run_dir, tag)
     if data is not None:
         cfg["data"]["path"], cfg["data"]["image_dir"] = str(data), None if image_dir is None else str(image_dir)

@@ -9,10 +9,12 @@ import os
 import textwrap
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from rsnb.audit.captions import normalise
 from rsnb.data.corpus import Corpus
+from rsnb.data.dataset import load_image
 
 
 def write_csv(path: Path, rows: list[dict], columns: list[str] | None = None) -> Path:
@@ -81,8 +83,6 @@ def save(fig, path: Path) -> Path | None:
     """Write a figure (None: nothing to draw) as PNG and close it."""
     if fig is None:
         return None
-    import matplotlib.pyplot as plt
-
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -91,10 +91,6 @@ def save(fig, path: Path) -> Path | None:
 
 def plot_pairs(rows: list[dict], corpora: dict[str, Corpus], n: int = 8):
     """Confirmed near-duplicate pairs side by side (None when there are none)."""
-    import matplotlib.pyplot as plt
-
-    from rsnb.data.dataset import load_image
-
     shown = [r for r in rows if r["confirmed"]][:n]
     if not shown:
         return None
@@ -112,8 +108,6 @@ def plot_pairs(rows: list[dict], corpora: dict[str, Corpus], n: int = 8):
 
 def plot_distances(rows: list[dict], hash: str, threshold: int):
     """Hash distances of candidate pairs, confirmed vs rejected, and their thumbnail correlation."""
-    import matplotlib.pyplot as plt
-
     if not rows:
         return None
     d = np.array([r[hash] for r in rows])
@@ -135,8 +129,6 @@ def plot_distances(rows: list[dict], hash: str, threshold: int):
 
 def plot_distinct_captions(summaries: dict[str, dict]):
     """Share of images with 1..5 distinct captions, per dataset (caption summaries by name)."""
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(6, 3.2))
     width = 0.8 / max(1, len(summaries))
     for k, (name, s) in enumerate(summaries.items()):
@@ -152,10 +144,6 @@ def plot_distinct_captions(summaries: dict[str, dict]):
 
 def plot_suspicious(rows: list[dict], n: int = 6):
     """Suspicious captions with their own image and the image they ranked first."""
-    import matplotlib.pyplot as plt
-
-    from rsnb.data.dataset import load_image
-
     shown = rows[:n]
     if not shown:
         return None

@@ -21,7 +21,9 @@ import re
 import warnings
 from pathlib import Path, PurePath, PureWindowsPath
 
+from rsnb import config
 from rsnb.data.corpus import Corpus, DataFormatError, ImageRecord
+from rsnb.data.dataset import load_image
 
 #: UC Merced Land Use classes; UCM-Captions numbers its images 1..2100 class-major, 100 per
 #: class, in this (alphabetical) order (checked against the captions of every block).
@@ -404,8 +406,6 @@ def find_dataset(name: str | None = None, root: str | Path | None = None, prefer
     Returns:
         A path for :func:`load_corpus`.
     """
-    from rsnb import config
-
     root = Path(root) if root is not None else config.data_root()
     if root is None:
         raise FileNotFoundError("RSNB_DATA is not set; point it at a dataset folder")
@@ -439,8 +439,6 @@ def verify_images(corpus: Corpus, decode: bool = False) -> list[str]:
     Returns:
         One message per bad image (empty when all are fine).
     """
-    from rsnb.data.dataset import load_image
-
     problems = []
     for i, rec in enumerate(corpus.images):
         if not Path(rec.path).is_file():

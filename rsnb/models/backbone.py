@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import Tensor, nn
 from torchvision import models
 
@@ -68,8 +69,6 @@ def _load_weights_file(net: nn.Module, path: Path, arch: str) -> None:
         raise FileNotFoundError(f"model.pretrained={path}: no such weights file")
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
             state = load_file(str(path))
         else:  # weights_only: tensors and plain containers, never arbitrary pickled objects
             state = torch.load(path, map_location="cpu", weights_only=True)

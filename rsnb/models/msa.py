@@ -42,6 +42,7 @@ from rsnb.errors import ConfigError
 from rsnb.losses import FORMS, alignment_loss, consistency_loss, pair_stats, triplet_loss
 from rsnb.models import count_parameters
 from rsnb.models.backbone import Backbone
+from rsnb.models.hf_text import META_FILE, HFTextEncoder, HFTokenizer, minilm_path, resolve_text_model
 from rsnb.models.registry import ModelBuilder, load_vocab, split_model_section, vocab_tokenizer
 from rsnb.models.text import BiGRUEncoder
 
@@ -239,8 +240,6 @@ class MSA(nn.Module):
         super().__init__()
         self.cfg = cfg
         if cfg.text_encoder == "bert":
-            from rsnb.models.hf_text import HFTextEncoder, HFTokenizer
-
             if not isinstance(tokenizer, HFTokenizer):
                 raise TypeError("MSA with text_encoder='bert' needs an rsnb.models.hf_text.HFTokenizer")
             self.text = HFTextEncoder(tokenizer, init_pretrained)
@@ -358,8 +357,6 @@ def config_from_run(run_cfg: dict, vocab_size: int) -> MSAConfig:
     m.update(vocab_size=vocab_size, image_size=int(run_cfg["image_size"]))
     cfg = MSAConfig.paper(**m) if preset == "paper" else MSAConfig.official(**m)
     if cfg.text_encoder == "auto":
-        from rsnb.models.hf_text import minilm_path
-
         cfg = dataclasses.replace(cfg, text_encoder="bert", text_model="minilm") if minilm_path() else \
             dataclasses.replace(cfg, text_encoder="bigru")
     return cfg
@@ -370,8 +367,6 @@ def make_tokenizer(run_cfg: dict, train_split, run_dir: Path | None = None):
     cfg = config_from_run(run_cfg, 2)
     if cfg.text_encoder == "bigru":
         return vocab_tokenizer(run_cfg, train_split, run_dir)
-    from rsnb.models.hf_text import HFTokenizer, resolve_text_model
-
     tok = HFTokenizer.from_folder(resolve_text_model(cfg.text_model), cfg.max_tokens, cfg.text_pooling)
     if run_dir is not None:
         tok.save(Path(run_dir) / TEXT_DIR)
@@ -380,8 +375,6 @@ def make_tokenizer(run_cfg: dict, train_split, run_dir: Path | None = None):
 
 def load_tokenizer(run_dir: Path):
     """The tokenizer of a trained MSA run, from its folder only."""
-    from rsnb.models.hf_text import META_FILE, HFTokenizer
-
     if (Path(run_dir) / TEXT_DIR / META_FILE).is_file():
         return HFTokenizer.load(Path(run_dir) / TEXT_DIR)
     return load_vocab(run_dir)

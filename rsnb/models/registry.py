@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from rsnb.data.dataset import collate
 from rsnb.data.vocab import Vocab
 from rsnb.errors import ConfigError
 
@@ -150,8 +151,6 @@ def text_batch(tokenizer, captions: Sequence[str]) -> dict[str, torch.Tensor]:
     Works for every registered model's tokenizer (see the module docstring); the batch has the
     DESIGN.md text keys (``tokens``, ``lengths``, ``caption_ids``, empty ``keywords``).
     """
-    from rsnb.data.dataset import collate
-
     items = [{"tokens": torch.tensor(tokenizer.encode(c) or [tokenizer.unk_id], dtype=torch.long),
               "image_id": 0, "caption_id": j, "keywords": []} for j, c in enumerate(captions)]
     if not items:

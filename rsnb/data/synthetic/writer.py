@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageChops
 from tqdm import tqdm
 
+from rsnb.data.plant import plant_problems
 from rsnb.data.synthetic.captions import Captioner, keywords_of
 from rsnb.data.synthetic.kinds import GENERATOR, KINDS, SCENE_CLASSES, SPLITS
 from rsnb.data.synthetic.layouts import LAYOUTS
@@ -161,8 +162,6 @@ def main(argv: list[str] | None = None) -> int:
     path = generate(a.out, a.images, a.size, a.seed, splits, a.workers, not a.no_progress)
     print(f"wrote {a.images} images to {path.parent} ({path})")
     if a.plant_duplicates or a.plant_swaps:
-        from rsnb.data.plant import plant_problems
-
         truth = plant_problems(a.out, a.plant_duplicates, a.plant_swaps, seed=a.seed)
         print(f"planted {len(truth['duplicates'])} near-duplicates and {len(truth['swaps'])} caption swaps "
               f"(ground truth: {path.parent / 'planted.json'})")
