@@ -1,6 +1,6 @@
 """Strict run-config validation: unknown sections and keys, types and ranges, each error naming its key.
 
-The allowed keys of a section are those of :data:`rsnb.experiment.DEFAULTS` plus, for the sections
+The allowed keys of a section are those of :data:`rsnb.runconfig.DEFAULTS` plus, for the sections
 that build a dataclass (``train`` -> :class:`rsnb.train.TrainConfig`, ``model`` -> the model's config
 dataclass), that dataclass's fields. A key's type comes from its dataclass annotation, else from its
 default value; :data:`TYPES` gives the type of keys whose default is ``None``. :data:`RANGES` adds
@@ -170,7 +170,7 @@ def model_section_types(name: str) -> dict:
 
 
 def validate_config(cfg: dict, defaults: dict) -> dict:
-    """Check a whole run config in place against ``defaults`` (:data:`rsnb.experiment.DEFAULTS`); return it.
+    """Check a whole run config in place against ``defaults`` (:data:`rsnb.runconfig.DEFAULTS`); return it.
 
     Raises:
         ConfigError: an unknown section or key (listing the allowed ones), a value of the wrong type
