@@ -11,9 +11,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
+import torch
 
 from rsnb.config import is_quick
-from rsnb.data.dataset import IMAGENET_MEAN, IMAGENET_STD
+from rsnb.data import dataset
 
 
 def figures_dir() -> Path:
@@ -61,9 +62,8 @@ def save_figure(fig, name: str, data: Mapping[str, Sequence] | None = None, dpi:
 
 def denormalize(image) -> np.ndarray:
     """Turn a normalised (3, H, W) tensor/array back into an (H, W, 3) float image in [0, 1]."""
-    arr = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
-    arr = arr.transpose(1, 2, 0) * np.asarray(IMAGENET_STD) + np.asarray(IMAGENET_MEAN)
-    return np.clip(arr, 0.0, 1.0)
+    t = image.detach().cpu() if hasattr(image, "detach") else torch.as_tensor(np.asarray(image))
+    return dataset.denormalize(t.float()).permute(1, 2, 0).numpy()
 
 
 def image_grid(images, titles=None, ncols: int = 4, size: float = 3.0):
