@@ -43,11 +43,33 @@ def test_sim_by_hand():
     torch.testing.assert_close(F.cosine_similarity(v, cos(v, t)), F.cosine_similarity(v, b))
 
 
-@pytest.mark.parametrize("kind,gate", [("soft", "vector"), ("fusion", "vector"), ("sim", "vector"),
-                                       ("sim", "cosine")])
-def test_pair_equals_forward_on_every_pair(kind, gate):
+def test_sim_gate_scale_by_hand():
+    v, t = _vt()
+    for gate in ("vector", "cosine"):
+        m = SimilarityAttention(D, gate=gate, scale=3.0)
+        a, b = _lin(m.img_proj, v), _lin(m.txt_proj, t)
+        s = a * b if gate == "vector" else ((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)))[:, None]
+        torch.testing.assert_close(m(v, t), torch.sigmoid(3.0 * s) * b)
+    # at default init the entries of a and b are small, so the vector gate is ~0.5 everywhere; scale spreads it
     torch.manual_seed(0)
-    m = build_vga(kind, D, gate)
+    v, t = 0.05 * torch.randn(16, 512), 0.05 * torch.randn(16, 512)
+    spread = {}
+    for scale in (1.0, 512 ** 0.5):
+        m = SimilarityAttention(512, "vector", scale)
+        with torch.no_grad():
+            a, b = m.img_proj(v), m.txt_proj(t)
+            spread[scale] = float(torch.sigmoid(scale * a * b).std())
+    assert spread[1.0] < 1e-3 < spread[512 ** 0.5]
+    with pytest.raises(ValueError, match="sim_gate_scale"):
+        SimilarityAttention(D, scale=0.0)
+
+
+@pytest.mark.parametrize("kind,gate,scale", [("soft", "vector", 1.0), ("fusion", "vector", 1.0),
+                                             ("sim", "vector", 1.0), ("sim", "cosine", 1.0), ("sim", "vector", 20.0),
+                                             ("sim", "cosine", 20.0)])
+def test_pair_equals_forward_on_every_pair(kind, gate, scale):
+    torch.manual_seed(0)
+    m = build_vga(kind, D, gate, scale)
     v, _ = _vt(3, seed=1)
     _, t = _vt(5, seed=2)
     ft = m.pair(m.image_side(v), m.text_side(t))

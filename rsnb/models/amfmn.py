@@ -82,6 +82,8 @@ class AMFMNConfig:
         keyword_hidden: GRU size of the keyword branch.
         use_vga: visual-guided attention on the text vectors; False compares image and text directly.
         vga: ``"soft"``, ``"fusion"`` or ``"sim"``; sim_gate: ``"vector"`` (code) or ``"cosine"`` (paper).
+        sim_gate_scale: factor on S(a, b) inside the sim gate's sigmoid; 1 is the paper and the code (an
+            rsnb diagnostic, see :class:`rsnb.models.vga.SimilarityAttention`).
         use_vgmf: with ``text_input="both"``, fuse by VGMF; False averages the two branches (m5, m8).
         vgmf_form: ``"paper"`` (mix raw vectors) or ``"code"`` (mix L2-normalised vectors).
         loss: ``"dynamic"`` (L_ct, needs a prior similarity) or ``"fixed"`` margin.
@@ -114,6 +116,7 @@ class AMFMNConfig:
     use_vga: bool = True
     vga: str = "sim"
     sim_gate: str = "vector"
+    sim_gate_scale: float = 1.0
     use_vgmf: bool = True
     vgmf_form: str = "paper"
     loss: str = "dynamic"
@@ -223,7 +226,7 @@ class AMFMN(nn.Module):
             shared = self.sentence_encoder is not None
             emb = self.sentence_encoder.embedding if shared else nn.Embedding(cfg.vocab_size, cfg.word_dim, padding_idx=0)
             self.keyword_encoder = KeywordEncoder(emb, cfg.keyword_hidden, D, owns_embedding=not shared)
-        make_vga = (lambda: build_vga(cfg.vga, D, cfg.sim_gate)) if cfg.use_vga else (lambda: None)
+        make_vga = (lambda: build_vga(cfg.vga, D, cfg.sim_gate, cfg.sim_gate_scale)) if cfg.use_vga else (lambda: None)
         self.vga_sentence = make_vga() if self.uses_sentence else None
         self.vga_keywords = make_vga() if self.uses_keywords else None
         self.vgmf = None

@@ -117,21 +117,28 @@ class SimilarityAttention(VisualGuidedAttention):
         dim: D.
         gate: ``"vector"`` (released code: S = elementwise product, a (D,) gate) or ``"cosine"``
             (paper: S = cosine similarity, a scalar gate).
+        scale: multiplies S before the sigmoid; 1 (paper and code). An rsnb diagnostic, not in the
+            paper: at PyTorch's default init the entries of a and b are ~0.1, so a * b ~ 0.01 and the vector
+            gate sits at sigmoid(0) = 0.5 for every pair (the gate ignores the image); ``scale`` ~ sqrt(D)
+            starts it in its sensitive range.
     """
 
-    def __init__(self, dim: int = 512, gate: str = "vector") -> None:
+    def __init__(self, dim: int = 512, gate: str = "vector", scale: float = 1.0) -> None:
         super().__init__()
         if gate not in SIM_GATES:
             raise ValueError(f"sim_gate must be one of {SIM_GATES}, got {gate!r}")
+        if not scale > 0:
+            raise ValueError(f"sim_gate_scale must be > 0, got {scale!r}")
         self.gate_type = gate
+        self.scale = float(scale)
         self.img_proj = nn.Linear(dim, dim)
         self.txt_proj = nn.Linear(dim, dim)
 
     def forward(self, v: Tensor, t: Tensor) -> Tensor:  # noqa: D102
         a, b = self.img_proj(v), self.txt_proj(t)  # (N, D)
         if self.gate_type == "vector":
-            return torch.sigmoid(a * b) * b
-        return torch.sigmoid(F.cosine_similarity(a, b, dim=-1, eps=1e-8))[:, None] * b
+            return torch.sigmoid(self.scale * a * b) * b
+        return torch.sigmoid(self.scale * F.cosine_similarity(a, b, dim=-1, eps=1e-8))[:, None] * b
 
     def image_side(self, v: Tensor) -> tuple[Tensor, ...]:  # noqa: D102
         a = self.img_proj(v)  # (Ni, D)
@@ -143,19 +150,19 @@ class SimilarityAttention(VisualGuidedAttention):
 
     def pair(self, img: tuple[Tensor, ...], txt: tuple[Tensor, ...]) -> Tensor:  # noqa: D102
         if self.gate_type == "vector":
-            return torch.sigmoid(img[0][:, None] * txt[0][None]) * txt[0][None]  # (Ni, Nt, D)
+            return torch.sigmoid(self.scale * img[0][:, None] * txt[0][None]) * txt[0][None]  # (Ni, Nt, D)
         cos = img[1] @ txt[1].T  # (Ni, Nt)
-        return torch.sigmoid(cos)[..., None] * txt[0][None]  # (Ni, Nt, D)
+        return torch.sigmoid(self.scale * cos)[..., None] * txt[0][None]  # (Ni, Nt, D)
 
 
-def build_vga(kind: str, dim: int = 512, sim_gate: str = "vector") -> VisualGuidedAttention:
-    """Build a VGA module by name: ``"soft"``, ``"fusion"`` or ``"sim"``."""
+def build_vga(kind: str, dim: int = 512, sim_gate: str = "vector", sim_gate_scale: float = 1.0) -> VisualGuidedAttention:
+    """Build a VGA module by name: ``"soft"``, ``"fusion"`` or ``"sim"`` (``sim_gate*`` apply to sim only)."""
     if kind == "soft":
         return SoftAttention(dim)
     if kind == "fusion":
         return FusionAttention(dim)
     if kind == "sim":
-        return SimilarityAttention(dim, sim_gate)
+        return SimilarityAttention(dim, sim_gate, sim_gate_scale)
     raise ValueError(f"vga must be one of {VGA_TYPES}, got {kind!r}")
 
 
