@@ -51,6 +51,35 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, tuple]] = {
              "train.num_workers=0", "train.lr=2.0e-4"], []),
         "run_folder": ("03_quick", "03_loss"),  # under cache_dir()/runs
     },
+    "01_data_exploration": {
+        "grid_scenes": (8, 12),  # scenes in the gallery, one per class
+        "sim_images": (400, 1000),  # images sampled for caption-pair similarity
+    },
+    "05_evaluation": {
+        "n_queries": (3, 4),  # gallery rows (hits + misses)
+        "umap_captions": (150, 1000),  # captions drawn in the UMAP (all images are drawn)
+    },
+    "06_msa_alignment": {
+        "shared": (  # overrides of all three runs
+            ["data.synthetic={images: 60, size: 64, seed: 0}", "data.max_images=null", "data.min_count=1",
+             "image_size=64", "train.epochs=1", "train.batch_size=16", "train.quiet=true", "train.num_workers=0"],
+            ["data.synthetic={images: 300, size: 128, seed: 0}", "train.epochs=6", "train.batch_size=32",
+             "train.quiet=true"]),
+        "msa_size": (  # full: MiniLM-L6 when rsnb[minilm] is installed, else the bi-GRU
+            ["model.embed_dim=64", "model.word_dim=32", "model.text_hidden=64", "model.heads=4",
+             "model.text_encoder=bigru"],
+            ["model.text_encoder=auto"]),
+        "amfmn_size": (["model.embed_dim=64", "model.word_dim=32", "model.text_hidden=64"], []),
+        "run_folder": ("nb06-quick", "nb06"),  # under cache_dir()
+    },
+    "08_dataset_hygiene": {
+        "n_images": (150, 2000),
+        "size": (64, 256),
+        "n_duplicates": (7, 70),  # test images replaced by a near copy of a training image
+        "n_swaps": (2, 20),  # pairs of test images whose captions are exchanged
+        "train_overrides": (["image_size=64", "model.pretrained=false", "train.epochs=2", "train.batch_size=32",
+                             "train.num_workers=0"], []),  # on top of the planted dataset folder
+    },
 }
 
 

@@ -1,6 +1,7 @@
 """The config -> data -> train -> evaluate glue and the CLI, on a tiny synthetic dataset."""
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -207,6 +208,19 @@ def test_quick_settings_pick_the_mode(monkeypatch):
     assert "x" not in config.NOTEBOOK_SETTINGS["03_loss_behaviour"]["train_overrides"][0]
     with pytest.raises(KeyError, match="no quick-mode settings"):
         config.quick_settings("99_nothing")
+
+
+def test_every_notebook_setting_is_read_by_its_notebook():
+    from rsnb import config
+
+    root = Path(__file__).resolve().parents[1] / "notebooks"
+    for name, table in config.NOTEBOOK_SETTINGS.items():
+        code = "".join("".join(c["source"]) for c in json.loads((root / f"{name}.ipynb").read_text())["cells"]
+                       if c["cell_type"] == "code")
+        assert f'quick_settings("{name}")' in code, name
+        used = set(re.findall(r'Q\["(\w+)"\]', code))
+        assert used == set(table), (name, used ^ set(table))
+        assert all(len(v) == 2 for v in table.values()), name  # (quick, full)
 
 
 def test_chance_metrics_match_closed_form():
