@@ -11,7 +11,10 @@ Three columns, each in its own subprocess so that time and peak memory (ru_maxrs
 * ``bound``: encode-once on tensors already in memory, then scoring: the cost of the network alone.
 
 Sets: ``rsitmd`` (452 images x 2,260 captions) and ``rsicd`` (1,093 x 5,465) of 256 px synthetic
-scenes with their 5 captions each (``tiny``, 40 images, checks the script). Usage::
+scenes with their 5 captions each (``tiny``, 40 images, checks the script). Models: AMFMN ``paper``
+(bi-GRU) or ``official`` (skip-thought 620/2400, random stand-in weights of the real shapes) with any
+``--vga``, and ``msa`` (the ``msa_synthetic`` preset: ResNet-18 + bi-GRU; no released column, the
+sharded strategy is AMFMN's). Usage::
 
     python bench/bench_eval_sizes.py --set rsitmd --preset paper --vga soft [--columns released,rsnb,bound]
 """
@@ -35,9 +38,11 @@ from rsnb.data.synthetic import render_scene
 from rsnb.data.vocab import Vocab
 from rsnb.evaluate import evaluate, retrieval_metrics, score_all
 from rsnb.models.amfmn import AMFMN, AMFMNConfig
+from rsnb.models.msa import MSA, MSAConfig
 
 SETS = {"rsitmd": 452, "rsicd": 1093, "tiny": 40}
 SHARD = 128
+IMAGE_BATCH = 32  # images per batch for rsnb's evaluate and the bound (bench_eval_opts.py: what it buys)
 
 
 def _corpus(n_images: int, size: int, folder: Path) -> Corpus:
@@ -52,8 +57,11 @@ def _corpus(n_images: int, size: int, folder: Path) -> Corpus:
     return Corpus(name="bench", root=folder, images=records)
 
 
-def _model(preset: str, vga: str, vocab: Vocab, size: int) -> AMFMN:
+def _model(preset: str, vga: str, vocab: Vocab, size: int) -> AMFMN | MSA:
     torch.manual_seed(0)
+    if preset == "msa":  # the msa_synthetic preset's sizes (rsnb/configs/msa_synthetic.yaml)
+        return MSA(MSAConfig(backbone="resnet18", pretrained=False, image_size=size, text_encoder="bigru",
+                             vocab_size=len(vocab), embed_dim=256, word_dim=128, text_hidden=256, heads=8)).eval()
     kw = dict(vocab_size=len(vocab), image_size=size, pretrained=False, vga=vga)
     cfg = AMFMNConfig.official(**kw) if preset == "official" else AMFMNConfig.paper(**kw)
     return AMFMN(cfg).eval()  # official: skip-thought 620/2400 with random weights (the real shapes)
@@ -81,16 +89,20 @@ def released(model, corpus, vocab, size):
 
 
 def rsnb_eval(model, corpus, vocab, size):
-    return evaluate(model, corpus, vocab, device="cpu", batch_size=SHARD, image_size=size)
+    return evaluate(model, corpus, vocab, device="cpu", batch_size=SHARD, image_batch_size=IMAGE_BATCH, image_size=size)
+
+
+def _cat(chunks: list[dict]) -> dict:
+    return {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
 
 
 @torch.inference_mode()
 def bound(model, corpus, vocab, size):
     images, tokens, lengths = _tensors(corpus, vocab, size)
     t0 = time.perf_counter()  # the bound excludes decoding: only the network and scoring
-    img = {"v": torch.cat([model.encode_images(images[i:i + SHARD])["v"] for i in range(0, len(images), SHARD)])}
-    txt = [model.encode_texts(tokens[j:j + SHARD], lengths[j:j + SHARD]) for j in range(0, len(tokens), SHARD)]
-    txt = {k: torch.cat([t[k] for t in txt]) for k in txt[0]}
+    images = images.contiguous(memory_format=torch.channels_last)  # the encoder settings rsnb's evaluate uses
+    img = _cat([model.encode_images(images[i:i + IMAGE_BATCH]) for i in range(0, len(images), IMAGE_BATCH)])
+    txt = _cat([model.encode_texts(tokens[j:j + SHARD], lengths[j:j + SHARD]) for j in range(0, len(tokens), SHARD)])
     metrics = retrieval_metrics(score_all(model, img, txt, "cpu"), corpus.caption_to_image)
     metrics["_seconds"] = time.perf_counter() - t0
     return metrics
@@ -111,20 +123,28 @@ def child(a) -> None:
                       "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_set_args(p: argparse.ArgumentParser, presets: tuple[str, ...]) -> None:
+    """The set, model and image size options (shared with bench_eval_opts.py)."""
     p.add_argument("--set", choices=sorted(SETS), default="rsitmd")
-    p.add_argument("--preset", choices=("paper", "official"), default="paper")
+    p.add_argument("--preset", choices=presets, default="paper")
     p.add_argument("--vga", choices=("soft", "fusion", "sim"), default="soft")
     p.add_argument("--size", type=int, default=256)
+    p.add_argument("--folder", help=argparse.SUPPRESS)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_set_args(p, ("paper", "official", "msa"))
     p.add_argument("--columns", default="released,rsnb,bound")
     p.add_argument("--column", help=argparse.SUPPRESS)
-    p.add_argument("--folder", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.column:
         return child(a)
     n = SETS[a.set]
-    print(f"{a.set}: {n} images x {5 * n} captions, {a.size} px, AMFMN {a.preset} preset, vga={a.vga}, "
+    if a.preset == "msa" and "released" in a.columns.split(","):
+        sys.exit("the released column is AMFMN's sharded strategy: use --columns rsnb,bound with --preset msa")
+    model = "MSA (msa_synthetic)" if a.preset == "msa" else f"AMFMN {a.preset} preset, vga={a.vga}"
+    print(f"{a.set}: {n} images x {5 * n} captions, {a.size} px, {model}, "
           f"shard {SHARD}, torch threads {torch.get_num_threads()}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -180,18 +180,31 @@ def _collect(chunks: list[dict[str, Tensor]], ids: list[Tensor], what: str) -> d
     return feats
 
 
+def _prepare_images(images: Tensor, dev: torch.device, channels_last: bool) -> Tensor:
+    images = images.to(dev, non_blocking=True)
+    if images.dtype == torch.uint8:
+        from rsnb.data.dataset import normalize  # lazy: the data layer is optional for the engine
+
+        images = normalize(images)  # one float batch at a time, on the device
+    return images.contiguous(memory_format=torch.channels_last) if channels_last and images.ndim == 4 else images
+
+
 @torch.no_grad()
-def encode_corpus(model, image_loader: Iterable, text_loader: Iterable, device="auto", use_keywords: bool = True):
+def encode_corpus(model, image_loader: Iterable, text_loader: Iterable, device="auto", use_keywords: bool = True,
+                  channels_last: bool = True):
     """Encode every image and every caption exactly once (no shuffling, features on the CPU).
 
     Args:
         model: a RetrievalModel (``encode_images``, ``encode_texts``); DDP wrappers are unwrapped.
         image_loader: yields image tensors (B, 3, H, W) or dicts with ``images`` (and optionally
-            ``image_ids``, used to put features back in corpus order).
+            ``image_ids``, used to put features back in corpus order). uint8 batches (from
+            ``ImageDataset(normalize=False)``) are normalised here, one batch at a time.
         text_loader: yields dicts with ``tokens`` (B, L), ``lengths`` (B,) and optionally
             ``keywords`` (B, K, Lk), ``keyword_mask`` (B, K), ``caption_ids``.
         device: where the encoders run.
         use_keywords: pass keywords to ``encode_texts`` when the batches carry them.
+        channels_last: hand the CNN its images in channels-last (NHWC) layout, oneDNN's native one
+            (same features up to float rounding; see bench/RESULTS.md for what it buys).
 
     Returns:
         ``(img_feats, txt_feats)``: dicts of CPU tensors with leading dims N_images and N_captions.
@@ -204,7 +217,7 @@ def encode_corpus(model, image_loader: Iterable, text_loader: Iterable, device="
             images = batch["images"] if isinstance(batch, dict) else batch
             if isinstance(batch, dict) and "image_ids" in batch:
                 img_ids.append(torch.as_tensor(batch["image_ids"]).cpu())
-            feats = net.encode_images(images.to(dev, non_blocking=True))
+            feats = net.encode_images(_prepare_images(images, dev, channels_last))
             img_chunks.append({k: v.float().cpu() for k, v in feats.items()})  # (B, ...) each
         txt_chunks, txt_ids = [], []
         for batch in text_loader:
@@ -250,16 +263,19 @@ def score_all(model, img_feats: dict, txt_feats: dict, device="auto", chunk: tup
 
 
 def encode_and_score(model, image_loader, text_loader, device="auto", *, use_keywords: bool = True,
-                     chunk=(256, 1024)) -> tuple[Tensor, dict, dict]:
+                     chunk=(256, 1024), channels_last: bool = True) -> tuple[Tensor, dict, dict]:
     """:func:`encode_corpus` then :func:`score_all`: returns ``(sims, img_feats, txt_feats)``."""
-    img, txt = encode_corpus(model, image_loader, text_loader, device, use_keywords=use_keywords)
+    img, txt = encode_corpus(model, image_loader, text_loader, device, use_keywords=use_keywords,
+                             channels_last=channels_last)
     return score_all(model, img, txt, device, chunk=chunk), img, txt
 
 
 def evaluate_loaders(model, image_loader, text_loader, caption_to_image, device="auto", *,
-                     use_keywords: bool = True, chunk=(256, 1024), return_sims: bool = False):
+                     use_keywords: bool = True, chunk=(256, 1024), return_sims: bool = False,
+                     channels_last: bool = True):
     """Encode once, score all pairs, compute :func:`retrieval_metrics`; optionally return the sims."""
-    sims, _, _ = encode_and_score(model, image_loader, text_loader, device, use_keywords=use_keywords, chunk=chunk)
+    sims, _, _ = encode_and_score(model, image_loader, text_loader, device, use_keywords=use_keywords, chunk=chunk,
+                                  channels_last=channels_last)
     metrics = retrieval_metrics(sims, caption_to_image)
     return (metrics, sims) if return_sims else metrics
 
@@ -281,8 +297,16 @@ def text_inputs(model) -> tuple[str, ...]:
     return tuple(getattr(unwrap(model), "text_inputs", ("sentence",)))
 
 
+def _length_sorted_batches(texts, batch_size: int) -> list[list[int]]:
+    """Caption indices in batches of similar token length (shortest first); ids restore the order."""
+    order = sorted(range(len(texts)), key=lambda j: len(texts.tokens[j]))
+    return [order[b:b + batch_size] for b in range(0, len(order), batch_size)]
+
+
 def evaluate(model, corpus_split, vocab, *, device="auto", batch_size: int = 64, num_workers: int = 0,
-             return_sims: bool = False, use_keywords: bool = True, keyword_rules=None, **dataset_kw):
+             return_sims: bool = False, use_keywords: bool = True, keyword_rules=None,
+             image_batch_size: int | None = None, sort_captions: bool = True, channels_last: bool = True,
+             **dataset_kw):
     """Evaluate a model on one corpus split with the package's eval datasets.
 
     A keyword-only model (``text_inputs == ("keywords",)``: ablations m2, m4, m7) is evaluated with
@@ -293,11 +317,18 @@ def evaluate(model, corpus_split, vocab, *, device="auto", batch_size: int = 64,
         model: a RetrievalModel.
         corpus_split: a :class:`rsnb.data.corpus.Corpus` holding one split (e.g. ``corpus.split("test")``).
         vocab: the training vocab (:class:`rsnb.data.vocab.Vocab`).
-        device, batch_size, num_workers: loader and device settings.
+        device, batch_size, num_workers: loader and device settings (``batch_size`` captions and
+            images per batch).
+        image_batch_size: images per batch when it should differ from ``batch_size``.
+        sort_captions: batch captions of similar length together (less padding; scores and metrics
+            come back in corpus order).
+        channels_last: see :func:`encode_corpus`.
         return_sims: also return the (N_images, N_captions) score matrix.
         use_keywords: feed each caption's image keywords to the text encoder (sentence + keywords).
         keyword_rules: the paper's keyword input rules (:class:`rsnb.data.keywords.KeywordRules`).
-        **dataset_kw: passed to ``ImageDataset`` (``image_size``, ``cache_images``).
+        **dataset_kw: passed to ``ImageDataset`` (``image_size``, ``cache_images``, ``normalize``;
+            default ``normalize=False``: uint8 images, normalised per batch, and ``cache_images=False``:
+            each image is decoded once per call anyway).
 
     Returns:
         The metrics dict, or ``(metrics, sims)``.
@@ -309,11 +340,15 @@ def evaluate(model, corpus_split, vocab, *, device="auto", batch_size: int = 64,
             raise ValueError("evaluate: return_sims is not available for keyword-only models (one query per image)")
         return evaluate_keywords(model, corpus_split, vocab, device=device, batch_size=batch_size,
                                  num_workers=num_workers, keyword_rules=keyword_rules, **dataset_kw)
-    il = _image_loader(corpus_split, batch_size, num_workers, **dataset_kw)
-    tl = DataLoader(ds.TextDataset(corpus_split, vocab, keyword_rules), batch_size=batch_size,
-                    num_workers=num_workers, collate_fn=ds.collate)
+    dataset_kw.setdefault("normalize", False)
+    dataset_kw.setdefault("cache_images", False)  # one call decodes each image once: a cache would only hold memory
+    il = _image_loader(corpus_split, image_batch_size or batch_size, num_workers, **dataset_kw)
+    texts = ds.TextDataset(corpus_split, vocab, keyword_rules)
+    batching = ({"batch_sampler": _length_sorted_batches(texts, batch_size)} if sort_captions
+                else {"batch_size": batch_size})
+    tl = DataLoader(texts, num_workers=num_workers, collate_fn=ds.collate, **batching)
     return evaluate_loaders(model, il, tl, corpus_split.caption_to_image, device,
-                            use_keywords=use_keywords, return_sims=return_sims)
+                            use_keywords=use_keywords, return_sims=return_sims, channels_last=channels_last)
 
 
 def evaluate_keywords(model, corpus_split, vocab, *, device="auto", batch_size: int = 64, num_workers: int = 0,

@@ -238,3 +238,55 @@ def test_evaluate_on_corpus_matches_manual_pipeline(tmp_path):
         kd = model.score(model.encode_images(imgs),
                          model.encode_texts(q["tokens"], q["lengths"], q["keywords"], q["keyword_mask"]))
     assert km == ev.retrieval_metrics(kd, np.arange(5))
+
+
+def _varied_corpus(tmp_path, n=6):
+    from PIL import Image
+
+    from rsnb.data.corpus import Corpus, ImageRecord
+
+    rng = np.random.default_rng(1)
+    words = "red green blue grey white dark".split()
+    recs = []
+    for i in range(n):
+        p = tmp_path / f"v_{i}.png"
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(p)
+        caps = [" ".join([words[i]] + ["roof near a road"] * (1 + (i + k) % 4)) for k in range(2)]  # 5..17 tokens
+        recs.append(ImageRecord(p.name, p, "test", captions=caps))
+    return Corpus("varied", tmp_path, recs)
+
+
+def test_evaluate_fast_path_matches_plain_path(tmp_path):
+    """uint8 images normalised per batch, length-sorted captions and channels-last give the plain path's scores."""
+    from rsnb.data.dataset import TextDataset
+    from rsnb.data.vocab import Vocab
+    from rsnb.models.amfmn import AMFMN, AMFMNConfig
+
+    corpus = _varied_corpus(tmp_path)
+    vocab = Vocab.build(corpus.captions, min_count=1)
+    order = [j for b in ev._length_sorted_batches(TextDataset(corpus, vocab), 4) for j in b]
+    assert sorted(order) == list(range(12)) and order != list(range(12))  # sorting really permutes
+    torch.manual_seed(0)
+    model = AMFMN(AMFMNConfig.paper(vocab_size=len(vocab), image_size=32, pretrained=False, vga="soft")).eval()
+    kw = dict(device="cpu", batch_size=4, image_size=32, return_sims=True)
+    m_fast, fast = ev.evaluate(model, corpus, vocab, **kw)
+    m_plain, plain = ev.evaluate(model, corpus, vocab, sort_captions=False, channels_last=False, normalize=True,
+                                 cache_images=True, image_batch_size=6, **kw)
+    assert fast.shape == (6, 12) and fast.std() > 1e-4  # scores differ between pairs: the check can fail
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
+    assert m_fast == ev.retrieval_metrics(plain, corpus.caption_to_image) or m_fast == m_plain
+
+
+def test_uint8_batches_are_normalised_like_float_items(tmp_path):
+    from rsnb.data import dataset as ds
+
+    corpus = _varied_corpus(tmp_path, n=3)
+    u8 = torch.stack([ds.ImageDataset(corpus, image_size=32, normalize=False)[i]["image"] for i in range(3)])
+    f32 = torch.stack([ds.ImageDataset(corpus, image_size=32)[i]["image"] for i in range(3)])
+    assert u8.dtype == torch.uint8 and u8.shape == (3, 3, 32, 32)
+    torch.testing.assert_close(ds.normalize(u8), f32, atol=1e-5, rtol=0)
+    prepared = ev._prepare_images(u8, torch.device("cpu"), channels_last=True)
+    assert prepared.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(prepared, f32, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="normalize expects uint8 images, got torch.float32"):
+        ds.normalize(f32)

@@ -149,8 +149,6 @@ class ImageTransform:
             raise ValueError(f"rotation must be 'rot90', 'free' or 'none', got {rotation!r}")
         self.size, self.train, self.rotation = size, train, rotation
         self.resize_size = round(size * RESIZE_RATIO) if train else size
-        self.mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-        self.std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
 
     def prepare(self, image: Image.Image) -> np.ndarray:
         """Deterministic part: resize (bilinear, antialiased) to a (R, R, 3) uint8 array."""
@@ -171,12 +169,25 @@ class ImageTransform:
 
                 angle = float(torch.empty(()).uniform_(-90.0, 90.0))
                 x = TF.rotate(x, angle, interpolation=TF.InterpolationMode.BILINEAR)
-        x = x.float().div_(255.0)  # (3, s, s) in [0, 1]
-        return (x - self.mean) / self.std
+        return normalize(x)
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         """Full pipeline on a PIL image -> (3, size, size) normalised float tensor."""
         return self.augment(self.prepare(image))
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (..., 3, H, W) -> float, scaled to [0, 1] and ImageNet-normalised, on the images' device.
+
+    Works on one image or a batch; evaluation calls it once per batch on a uint8 batch (see
+    :class:`ImageDataset` ``normalize=False``), so only the batch being encoded exists as floats.
+    """
+    if images.dtype != torch.uint8:
+        raise ValueError(f"normalize expects uint8 images, got {images.dtype}")
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=images.device).view(3, 1, 1)
+    x = images.float().div_(255.0)  # (..., 3, H, W) in [0, 1]
+    return x.sub_(mean).div_(std)
 
 
 def denormalize(images: torch.Tensor) -> torch.Tensor:
@@ -306,10 +317,14 @@ class ImageDataset(Dataset):
         corpus: the split to encode.
         image_size: output side S.
         cache_images: as in :class:`CaptionDataset` (useful when evaluating every epoch).
+        normalize: True yields the normalised float image; False the (3, S, S) uint8 image, for a
+            consumer that normalises whole batches with :func:`normalize` (as
+            :func:`rsnb.evaluate.encode_corpus` does), so no float copy of each image is kept.
     """
 
-    def __init__(self, corpus: Corpus, image_size: int = 256, cache_images: bool | int = True):
-        self.corpus = corpus
+    def __init__(self, corpus: Corpus, image_size: int = 256, cache_images: bool | int = True,
+                 normalize: bool = True):
+        self.corpus, self.normalize = corpus, normalize
         self.transform = ImageTransform(image_size, train=False)
         self.cache = _ImageCache([Path(r.path) for r in corpus.images], self.transform, cache_images)
 
@@ -317,7 +332,10 @@ class ImageDataset(Dataset):
         return len(self.corpus.images)
 
     def __getitem__(self, i: int) -> dict:
-        return {"image": self.transform.augment(self.cache.get(i)), "image_id": i}
+        array = self.cache.get(i)
+        if not self.normalize:
+            return {"image": torch.from_numpy(array).permute(2, 0, 1), "image_id": i}  # (3, S, S) uint8 view
+        return {"image": self.transform.augment(array), "image_id": i}
 
 
 # ------------------------------------------------------------------------------ collate
