@@ -13,7 +13,7 @@ The fp32 floor is the FLOPs of one pass over the set (CNN, attention and scoring
 measured once before the rows and again in each row's process right after its evaluation, so that
 on a shared machine each row is compared with the rate it really had ("x own floor"). Usage::
 
-    python bench/bench_eval_opts.py --set rsitmd --preset paper --vga soft
+    python bench/bench_eval_opts.py --set rsitmd --preset paper --vga soft [--steps 0,6] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,9 +64,9 @@ def _timed_methods(model, spent: dict) -> None:
         fn = getattr(model, name)
 
         def wrapped(*args, _fn=fn, _name=name, **kw):
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             out = _fn(*args, **kw)
-            spent[_name] = spent.get(_name, 0.0) + time.perf_counter() - t0
+            spent[_name] = spent.get(_name, 0.0) + time.process_time() - t0  # CPU seconds
             return out
 
         setattr(model, name, wrapped)
@@ -84,15 +85,15 @@ def child(a) -> None:
     _timed_methods(model, spent)
     mode = torch.inference_mode() if s["inference"] else contextlib.nullcontext()
     amp = torch.autocast("cpu", dtype=torch.bfloat16) if s["bf16"] else contextlib.nullcontext()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with mode, amp:
         metrics = evaluate(model, corpus, vocab, device="cpu", batch_size=s["batch_size"],
                            image_batch_size=s["image_batch_size"], sort_captions=s["sort_captions"],
                            channels_last=s["channels_last"], image_size=a.size, normalize=s["normalize"],
                            cache_images=s["cache_images"])
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "img_s": spent["encode_images"], "txt_s": spent["encode_texts"],
+    print(json.dumps({"seconds": seconds, "cpu_s": cpu, "img_s": spent["encode_images"], "txt_s": spent["encode_texts"],
                       "mR": metrics["mR"], "peak_mb": peak_mb, "gflops": matmul_gflops()}))  # the rate right after
 
 
@@ -129,6 +130,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_set_args(p, ("paper", "official"))
     p.add_argument("--steps", default="all", help="comma-separated row numbers (0-based) or 'all'")
+    p.add_argument("--repeat", type=int, default=1, help="runs per row, interleaved; the table shows medians")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="rows run at once (> 1 only with --threads 1, compare CPU seconds: a shared machine)")
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads of every row (0: torch's default)")
     p.add_argument("--settings", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.settings:
@@ -137,34 +142,44 @@ def main() -> None:
     keep = range(len(STEPS)) if a.steps == "all" else [int(x) for x in a.steps.split(",")]
     print(f"{a.set}: {n} images x {5 * n} captions, {a.size} px, AMFMN {a.preset} preset, vga={a.vga}, "
           f"torch threads {torch.get_num_threads()}", flush=True)
-    rows, cur = [], dict(BEFORE)
+    chosen, cur = [], dict(BEFORE)
+    for i, (label, change, kept) in enumerate(STEPS):
+        settings = {**cur, **change}
+        if kept:
+            cur = settings
+        if i in keep:
+            chosen.append((label, settings))
+    runs: dict[str, list[dict]] = {label: [] for label, _ in chosen}
     with tempfile.TemporaryDirectory() as tmp:
         gflop, parts = pass_gflop(a, Path(tmp))
         peak = matmul_gflops()
         print(f"one pass: {gflop:.0f} GFLOP ({', '.join(f'{k} {v:.1f}' for k, v in parts.items())}); "
               f"fp32 matmul peak {peak:.1f} GFLOP/s; floor {gflop / peak:.1f} s", flush=True)
-        for i, (label, change, kept) in enumerate(STEPS):
-            settings = {**cur, **change}
-            if kept:
-                cur = settings
-            if i not in keep:
-                continue
-            cmd = [sys.executable, __file__, "--set", a.set, "--preset", a.preset, "--vga", a.vga,
-                   "--size", str(a.size), "--settings", json.dumps(settings), "--folder", tmp]
-            out = subprocess.run(cmd, capture_output=True, text=True)
-            if out.returncode:
-                sys.exit(f"row {label!r} failed:\n{out.stderr[-3000:]}")
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            rows.append((label, r))
-            print(f"  {label}: {json.dumps(r)}", flush=True)
+        todo = [(label, settings) for _ in range(a.repeat) for label, settings in chosen]  # interleaved
+        while todo:
+            batch, todo = todo[:a.jobs], todo[a.jobs:]
+            procs = [(label, subprocess.Popen(
+                [sys.executable, __file__, "--set", a.set, "--preset", a.preset, "--vga", a.vga, "--size", str(a.size),
+                 "--settings", json.dumps({**settings, "threads": settings["threads"] or a.threads}),
+                 "--folder", tmp], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)) for label, settings in batch]
+            for label, proc in procs:
+                out, err = proc.communicate()
+                if proc.returncode:
+                    sys.exit(f"row {label!r} failed:\n{err[-3000:]}")
+                runs[label].append(json.loads(out.strip().splitlines()[-1]))
+                print(f"  {label}: {json.dumps(runs[label][-1])}", flush=True)
+    rows = [(label, {k: (max if k == "peak_mb" else statistics.median)(r[k] for r in rs) for k in rs[0]})
+            for label, rs in runs.items()]
     t0 = rows[0][1]["seconds"]
-    print(f"{'row':<72}{'s':>7}{'img s':>7}{'txt s':>7}{'peak MB':>9}{'speed-up':>9}{'x floor':>8}"
+    print(f"median of {a.repeat} run(s) per row")
+    c0 = rows[0][1]["cpu_s"]
+    print("wall s and CPU s of the evaluation; img / txt: CPU s inside encode_images / encode_texts")
+    print(f"{'row':<72}{'wall s':>8}{'CPU s':>8}{'img':>7}{'txt':>7}{'peak MB':>9}{'wall gain':>10}{'CPU gain':>9}"
           f"{'GFLOP/s':>8}{'x own floor':>12}{'mR':>6}")
     for label, r in rows:
-        print(f"{label:<72}{r['seconds']:>7.1f}{r['img_s']:>7.1f}{r['txt_s']:>7.1f}{r['peak_mb']:>9.0f}"
-              f"{t0 / r['seconds']:>8.2f}x{r['seconds'] / (gflop / peak):>8.2f}{r['gflops']:>8.1f}"
+        print(f"{label:<72}{r['seconds']:>8.1f}{r['cpu_s']:>8.1f}{r['img_s']:>7.1f}{r['txt_s']:>7.1f}{r['peak_mb']:>9.0f}"
+              f"{t0 / r['seconds']:>9.2f}x{c0 / r['cpu_s']:>8.2f}x{r['gflops']:>8.1f}"
               f"{r['seconds'] / (gflop / r['gflops']):>12.2f}{r['mR']:>6.2f}")
-
 
 if __name__ == "__main__":
     main()
