@@ -37,6 +37,7 @@ RECALL_KS = (1, 5, 10)
 METRIC_KEYS = ("i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10", "mR",
                "i2t_medr", "t2i_medr", "i2t_meanr", "t2i_meanr")
 TABLE_KEYS = METRIC_KEYS[:7]  # the six recalls and mR: the columns of every results table and bar chart
+CPU_IMAGE_BATCH = 8  # evaluate's image batch on a CPU: as fast as 32 or 128, least memory (bench_eval_opts.py)
 _CHUNK_ELEMS = 1 << 22  # elements compared at once when counting ranks (~4 M, a few tens of MB)
 
 
@@ -319,7 +320,8 @@ def evaluate(model, corpus_split, vocab, *, device="auto", batch_size: int = 64,
         vocab: the training vocab (:class:`rsnb.data.vocab.Vocab`).
         device, batch_size, num_workers: loader and device settings (``batch_size`` captions and
             images per batch).
-        image_batch_size: images per batch when it should differ from ``batch_size``.
+        image_batch_size: images per batch; None: 8 on a CPU (larger batches cost activation memory
+            and buy no speed there, bench/RESULTS.md), ``batch_size`` elsewhere.
         sort_captions: batch captions of similar length together (less padding; scores and metrics
             come back in corpus order).
         channels_last: see :func:`encode_corpus`.
@@ -342,7 +344,9 @@ def evaluate(model, corpus_split, vocab, *, device="auto", batch_size: int = 64,
                                  num_workers=num_workers, keyword_rules=keyword_rules, **dataset_kw)
     dataset_kw.setdefault("normalize", False)
     dataset_kw.setdefault("cache_images", False)  # one call decodes each image once: a cache would only hold memory
-    il = _image_loader(corpus_split, image_batch_size or batch_size, num_workers, **dataset_kw)
+    if image_batch_size is None:
+        image_batch_size = CPU_IMAGE_BATCH if resolve_device(device).type == "cpu" else batch_size
+    il = _image_loader(corpus_split, image_batch_size, num_workers, **dataset_kw)
     texts = ds.TextDataset(corpus_split, vocab, keyword_rules)
     batching = ({"batch_sampler": _length_sorted_batches(texts, batch_size)} if sort_captions
                 else {"batch_size": batch_size})
