@@ -169,6 +169,10 @@ def run_study(models: Sequence[str] = DEFAULT_MODELS, seeds: Sequence[int] = (0,
     out = Path(out)
     runs, shared, owner = {}, {}, {}
     cfg0 = None
+    for spec in models:  # refuse what cannot be ranked before anything trains
+        if ex.model_config(run_config(spec, seeds[0], budget, extra), vocab_size=2).to_dict().get("text_input") == "keywords":
+            raise ValueError(f"model spec {spec!r}: keyword-only models (m2, m4, m7) answer one keyword query "
+                             "per image, not five captions; the study cannot rank them (use `rsnb evaluate`)")
     for spec in models:
         runs[spec] = []
         for seed in seeds:

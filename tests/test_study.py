@@ -167,6 +167,13 @@ def test_cli_rejects_a_baseline_outside_the_models(capsys):
     assert "must start with a preset" in capsys.readouterr().err
 
 
+def test_keyword_only_models_are_refused_before_training(tmp_path):
+    # m7 answers one keyword query per image: its ranks do not pair with the five-caption rows
+    with pytest.raises(ValueError, match="keyword-only"):
+        study.run_study(["m1", "m7"], [0], tmp_path / "runs", budget="tiny")
+    assert not (tmp_path / "runs" / "m1").exists()  # refused while planning, nothing trained
+
+
 def test_synthetic_splits_setting(tmp_path):
     from rsnb import experiment as ex
 
