@@ -13,7 +13,6 @@ bounded image x text blocks.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from rsnb.losses import margin_matrix, pair_stats, triplet_loss
-from rsnb.models import count_parameters
+from rsnb.models import DictConfig, count_parameters
 from rsnb.models.backbone import GROUPINGS, Backbone, backbone_init_request
 from rsnb.models.mvsa import FORMS as MVSA_FORMS
 from rsnb.models.mvsa import MVSA
@@ -58,7 +57,7 @@ ABLATIONS = {
 
 
 @dataclass
-class AMFMNConfig:
+class AMFMNConfig(DictConfig):
     """Every AMFMN setting; defaults are the paper's (see :meth:`paper` for the choices made).
 
     Attributes:
@@ -165,18 +164,6 @@ class AMFMNConfig:
         mvsa, vga, text_input, vgmf = ABLATIONS[name]
         preset = dict(use_mvsa=mvsa, use_vga=vga, text_input=text_input, use_vgmf=vgmf)
         return cls.paper(**{**preset, **overrides})
-
-    def to_dict(self) -> dict:
-        """Plain dict for checkpoint JSON."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> AMFMNConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown AMFMNConfig keys: {sorted(unknown)}")
-        return cls(**d)
 
 
 def _cosine_rows(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:

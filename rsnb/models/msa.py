@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from rsnb.errors import ConfigError
 from rsnb.losses import FORMS, alignment_loss, consistency_loss, pair_stats, triplet_loss
-from rsnb.models import count_parameters
+from rsnb.models import DictConfig, count_parameters
 from rsnb.models.backbone import Backbone
 from rsnb.models.hf_text import META_FILE, HFTextEncoder, HFTokenizer, minilm_path, resolve_text_model
 from rsnb.models.registry import ModelBuilder, load_vocab, split_model_section, vocab_tokenizer
@@ -54,7 +54,7 @@ _CHOICES = {"backbone": ("resnet18", "resnet50"), "text_encoder": ("bert", "bigr
 
 
 @dataclass
-class MSAConfig:
+class MSAConfig(DictConfig):
     """Every MSA setting; defaults are the paper's (ResNet-50 + BERT, the three losses).
 
     Attributes:
@@ -130,18 +130,6 @@ class MSAConfig:
         preset = dict(alignment="released", consistency="released", mask_padding=False,
                       mask_same_image=False, text_pooling="cls", learn_temperature=False)
         return cls(**{**preset, **overrides})
-
-    def to_dict(self) -> dict:
-        """Plain dict for checkpoint JSON."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> MSAConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown MSAConfig keys: {sorted(unknown)}")
-        return cls(**d)
 
 
 class MSCMAT(nn.Module):
