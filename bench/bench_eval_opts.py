@@ -36,7 +36,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from rsnb.data.dataset import ImageDataset, TextDataset, collate
 from rsnb.data.vocab import Vocab
-from rsnb.evaluate import evaluate, score_all
+from rsnb.encode import score_all
+from rsnb.evaluate import evaluate
 
 BEFORE = dict(normalize=True, cache_images=True, sort_captions=False, channels_last=False, batch_size=128,
               image_batch_size=None, inference=False, threads=0, interop=0, bf16=False)

@@ -36,7 +36,8 @@ import torch
 from rsnb.data.corpus import Corpus, ImageRecord
 from rsnb.data.synthetic import render_scene
 from rsnb.data.vocab import Vocab
-from rsnb.evaluate import evaluate, retrieval_metrics, score_all
+from rsnb.encode import score_all
+from rsnb.evaluate import evaluate, retrieval_metrics
 from rsnb.models.amfmn import AMFMN, AMFMNConfig
 from rsnb.models.msa import MSA, MSAConfig
 

@@ -2,8 +2,8 @@
 
 1. **Evaluation is encode-bound.** An RSICD-size test set (1,093 images x 5,465 captions, random
    tensors) goes through rsnb's evaluation: encode every image and caption once
-   (:func:`rsnb.evaluate.encode_corpus`), score all pairs with one matrix product of global
-   embeddings (:func:`rsnb.evaluate.score_all`), compute R@K. Reported: scoring / total and
+   (:func:`rsnb.encode.encode_corpus`), score all pairs with one matrix product of global
+   embeddings (:func:`rsnb.encode.score_all`), compute R@K. Reported: scoring / total and
    total / encoding. Small encoders (ResNet-18 at ``--eval-size`` px, bi-GRU) keep the run short on
    a busy CPU and make the ratios *harder* to meet: real encoders (ResNet-50 at 224 px, BERT) only
    make encoding longer while the scoring cost stays the same.
@@ -24,7 +24,8 @@ import time
 
 import torch
 
-from rsnb.evaluate import encode_corpus, retrieval_metrics, score_all
+from rsnb.encode import encode_corpus, score_all
+from rsnb.evaluate import retrieval_metrics
 from rsnb.models.amfmn import AMFMN, AMFMNConfig
 from rsnb.models.hf_text import HFTokenizer, minilm_path
 from rsnb.models.msa import MSA, MSAConfig

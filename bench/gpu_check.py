@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 
 from rsnb import experiment as ex
-from rsnb.evaluate import encode_corpus, retrieval_metrics, score_all
+from rsnb.encode import encode_corpus, score_all
+from rsnb.evaluate import retrieval_metrics
 from rsnb.models import registry
 
 MODELS = {"amfmn": "synthetic", "msa": "msa_synthetic"}  # model -> preset

@@ -7,7 +7,7 @@
 
 ``r.index_texts(captions)`` then ``r.search(Path("scene.png"))`` (or a PIL image) goes the other
 way, image -> captions. Scoring always goes through the model's own ``score`` on cached features
-(:func:`rsnb.evaluate.score_all`, in bounded blocks), so AMFMN's visual-guided text vectors and a dual
+(:func:`rsnb.encode.score_all`, in bounded blocks), so AMFMN's visual-guided text vectors and a dual
 encoder's dot products are handled alike. ``python -m rsnb index`` / ``search`` wrap this class; an
 index on disk is ``embeddings.safetensors`` + ``index.json`` (paths and the run's identity: folder,
 checkpoint tag and save id, model name, image size), and is refused by a run it does not belong to.
@@ -27,8 +27,9 @@ from rsnb import __version__
 from rsnb import checkpoint as ckpt
 from rsnb import experiment as ex
 from rsnb.data.dataset import ImageTransform, collate, load_image
+from rsnb.device import resolve_device
+from rsnb.encode import score_all
 from rsnb.errors import RsnbError
-from rsnb.evaluate import resolve_device, score_all
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 

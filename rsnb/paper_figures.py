@@ -20,7 +20,7 @@ import torch
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
-from rsnb import analysis, evaluate, experiment, losses, viz
+from rsnb import analysis, encode, evaluate, experiment, losses, viz
 from rsnb.analysis import msa_probe, mvsa_probe, paper_tables
 from rsnb.data.dataset import ImageDataset, TextDataset, collate
 
@@ -39,7 +39,7 @@ def _scored(run_dir: str):
     """Encoded test split, similarity matrix and ranks of an AMFMN run."""
     model, vocab, cfg, test = _load(run_dir)
     img, txt = analysis.encode_split(model, test, vocab, int(cfg["image_size"]), "cpu")
-    sims = evaluate.score_all(model, img, txt, "cpu")  # (N_images, N_captions)
+    sims = encode.score_all(model, img, txt, "cpu")  # (N_images, N_captions)
     _, ranks = evaluate.retrieval_metrics(sims, test.caption_to_image, return_ranks=True)
     return img, txt, sims, ranks
 

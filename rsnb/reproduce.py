@@ -18,7 +18,7 @@ the plotted numbers in ``07_<name>.csv``, each table as ``.csv`` + ``.md``:
   retrieval examples (m6), a UMAP of the joint space (m6), MSA's per-scale matrices, training curves of
   m1 / m6 / MSA, and the dynamic-margin curves (AMFMN Figs. 5-6, no training).
 
-Plan (:func:`plan`): the ``cpu`` budget trains 38 distinct runs: m1 m3 m5 m6 m8 m9 x seeds 0 1 2 (18), soft and
+Plan (:func:`rsnb.reproduce_plan.plan`): the ``cpu`` budget trains 38 distinct runs: m1 m3 m5 m6 m8 m9 x seeds 0 1 2 (18), soft and
 fusion x 3 seeds (6), the 11 loss settings other than m6 with ONE seed (11; the Table V rows are single
 runs, their differences are not tested against seed noise), MSA x 3 seeds (3).
 
@@ -43,7 +43,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -52,87 +51,30 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rsnb import study, viz
-from rsnb.config import is_quick
+from rsnb import study, study_stats, viz
+from rsnb.reproduce_plan import (  # noqa: F401  (re-exported: notebook 07 and callers use rsnb.reproduce.*)
+    ABLATION,
+    BETAS,
+    FIXED_MARGINS,
+    GAMMAS,
+    KEYWORD_ONLY,
+    PARTS,
+    VARIANTS,
+    Part,
+    default_out,
+    dynamic_spec,
+    fixed_spec,
+    is_done,
+    plan,
+    plan_runs,
+    repo_figures_dir,
+    resolve_budget,
+    resolve_figures_dir,
+)
 
 PREFIX = "07_"
-PARTS = ("table6", "table2", "table5", "msa", "figures")
-FIXED_MARGINS = (0.4, 0.6, 0.8)
-GAMMAS = (0.4, 0.6, 0.8)
-BETAS = (3.0, 5.0, 7.0)
-#: Table VI rows of the study. The keyword-only rows m2, m4, m7 answer one keyword query per image (the
-#: paper's Table III protocol), not the five captions per image every other row is scored on, so the study's
-#: per-caption ranks and paired bootstrap do not apply to them; `rsnb evaluate` reports them on their own.
-KEYWORD_ONLY = ("m2", "m4", "m7")
-ABLATION = tuple(f"m{i}" for i in range(1, 10) if f"m{i}" not in KEYWORD_ONLY)
-INPUT_ROWS = {"m6": "sentence", "m8": "sentence + keywords"}  # Table IV (the keyword-only row m7: see above)
-VARIANTS = {"m6:model.vga=soft": "AMFMN-soft", "m6:model.vga=fusion": "AMFMN-fusion", "m6": "AMFMN-sim"}
+INPUT_ROWS = {"m6": "sentence", "m8": "sentence + keywords"}  # Table IV (the keyword-only row m7: see KEYWORD_ONLY)
 ALPHA = 0.05  # significance level of the verdicts
-
-
-def fixed_spec(alpha: float) -> str:
-    """Study spec of m6 with a fixed margin alpha."""
-    return f"m6:model.loss=fixed,model.margin={alpha}"
-
-
-def dynamic_spec(gamma: float, beta: float) -> str:
-    """Study spec of m6 with the dynamic margin (gamma, beta); (0.6, 5.0) resolves to m6's own run."""
-    return f"m6:model.gamma={gamma},model.beta={float(beta)}"
-
-
-@dataclass
-class Part:
-    """One part of the job: the study it runs (models x seeds, tested against ``baseline``)."""
-
-    name: str
-    title: str
-    models: list[str]
-    seeds: list[int]
-    baseline: str
-    extra_seeds: dict[str, list[int]] = field(default_factory=dict)
-
-
-def plan(budget: str = "cpu") -> list[Part]:
-    """The parts of the job for a budget (``cpu``, ``gpu`` or ``tiny``); see the module docstring."""
-    if budget not in study.BUDGETS:
-        raise ValueError(f"budget {budget!r}: expected one of {sorted(study.BUDGETS)}")
-    if budget == "tiny":  # tests and quick mode: one seed, every code path, 5 runs
-        return [Part("table6", "Table VI (tiny)", ["m1", "m6"], [0], "m1"),
-                Part("table2", "Table II (tiny)", ["m6", "m6:model.vga=soft"], [0], "m6"),
-                Part("table5", "Table V (tiny)", ["m6", fixed_spec(0.4)], [0], "m6"),
-                Part("msa", "MSA vs AMFMN (tiny)", ["m1", "m6", "msa"], [0], "m1"),
-                Part("figures", "figures", ["m1", "m6", "msa"], [0], "m1")]
-    seeds = [0, 1, 2]
-    loss_seeds = seeds if budget == "gpu" else [0]
-    losses = ["m6", *(fixed_spec(a) for a in FIXED_MARGINS),
-              *(dynamic_spec(g, b) for g in GAMMAS for b in BETAS if (g, b) != (0.6, 5.0))]
-    return [Part("table6", "AMFMN Table VI: component ablation m1..m9 without the keyword-only rows (and Table IV)", list(ABLATION), seeds, "m1"),
-            Part("table2", "AMFMN Table II: attention variants", list(VARIANTS), seeds, "m6"),
-            Part("table5", "AMFMN Table V: fixed vs dynamic margin", losses, loss_seeds, "m6"),
-            Part("msa", "MSA vs AMFMN under one budget", ["m1", "m6", "msa"], seeds, "m1"),
-            Part("figures", "figures", ["m1", "m6", "msa"], [0], "m1")]
-
-
-def plan_runs(parts: Sequence[Part], budget: str, out: Path, extra: Sequence[str] = ()) -> dict[Path, dict]:
-    """``{run folder: config}`` of the distinct runs the parts train, in the order :func:`rsnb.study.run_study`
-    would train them (specs resolving to one config within a part share a run, as there)."""
-    runs: dict[Path, dict] = {}
-    for part in parts:
-        owner: set[str] = set()
-        for spec in part.models:
-            for seed in part.seeds:
-                cfg = study.run_config(spec, seed, budget, extra)
-                key = study.model_key(cfg)
-                if key in owner:
-                    continue
-                owner.add(key)
-                runs.setdefault(Path(out) / study.spec_dir(spec) / f"seed{seed}", cfg)
-    return runs
-
-
-def is_done(cfg: dict, run_dir: Path) -> bool:
-    """True when the run is trained and evaluated (the study only reads it back)."""
-    return study.run_status(cfg, run_dir) == "complete" and (run_dir / "ranks_test.npz").is_file()
 
 
 def _train(cfg: dict, run_dir: str, device: str, threads: int) -> tuple[str, float, float]:
@@ -142,36 +84,6 @@ def _train(cfg: dict, run_dir: str, device: str, threads: int) -> tuple[str, flo
     t0 = time.perf_counter()
     res = study.run_one(cfg, Path(run_dir), device)
     return run_dir, float(res["test"]["mR"]), time.perf_counter() - t0
-
-
-# ------------------------------------------------------------------------------ folders
-def repo_figures_dir() -> Path:
-    """The checkout's committed ``figures/`` folder."""
-    return Path(__file__).resolve().parents[1] / "figures"
-
-
-def default_out(budget: str) -> Path:
-    """Run folder of a budget: ``runs/figures`` (cpu), ``runs/figures-gpu``, ``runs/figures-tiny``."""
-    return Path("runs") / ("figures" if budget == "cpu" else f"figures-{budget}")
-
-
-def resolve_figures_dir(budget: str, out: Path, figures_dir: str | Path | None) -> Path:
-    """Where tables and figures go: ``figures/`` for a full run, ``<out>/figures`` for quick/tiny runs,
-    which may never write into the committed ``figures/``."""
-    quick = budget == "tiny" or is_quick()
-    path = Path(figures_dir) if figures_dir else (Path(out) / "figures" if quick else Path("figures"))
-    if quick and path.resolve() in {repo_figures_dir().resolve(), Path("figures").resolve()}:
-        raise ValueError(f"--figures-dir {path}: quick/tiny runs may not write into the committed figures folder")
-    return path
-
-
-def resolve_budget(budget: str) -> str:
-    """``auto``: ``tiny`` in quick mode, else ``gpu`` with CUDA and ``cpu`` without."""
-    if budget != "auto":
-        return budget
-    if is_quick():
-        return "tiny"
-    return "gpu" if torch.cuda.is_available() else "cpu"
 
 
 # ------------------------------------------------------------------------------ the job
@@ -242,7 +154,7 @@ class Job:
         return self.fig_dir / f"{PREFIX}{name}.{ext}"
 
     def save_table(self, name: str, rows: list[dict], md: str) -> None:
-        study.write_csv(rows, self.path(name, "csv"))
+        study_stats.write_csv(rows, self.path(name, "csv"))
         self.path(name, "md").write_text(md, encoding="utf-8")
         self._wrote(self.path(name, "csv"), self.path(name, "md"))
 
@@ -282,21 +194,21 @@ class Job:
 
     def part_table6(self, part: Part) -> dict:
         res = self.study(part)
-        rows, bands = study.summary_rows(res, part.baseline), study.band_rows(res, part.baseline)
-        md = (self.header(part.title) + test_note(res, part.baseline) + study.markdown_table(rows, part.baseline) +
+        rows, bands = study_stats.summary_rows(res, part.baseline), study_stats.band_rows(res, part.baseline)
+        md = (self.header(part.title) + test_note(res, part.baseline) + study_stats.markdown_table(rows, part.baseline) +
               "\n\n" + verdicts(rows, part.baseline) +
               "\n\n## Text-to-image recall by the scale of the targets a caption names\n\n" +
-              study.band_markdown(bands, part.baseline) + "\n")
+              study_stats.band_markdown(bands, part.baseline) + "\n")
         self.save_table("table6", rows, md)
-        study.write_csv(bands, self.path("table6_bands", "csv"))
+        study_stats.write_csv(bands, self.path("table6_bands", "csv"))
         self._wrote(self.path("table6_bands", "csv"))
         out = {"rows": rows, "bands": bands, "md": md}
         inputs = [s for s in INPUT_ROWS if s in res["runs"]]
         if len(inputs) > 1:  # Table IV: the same runs, against the sentence-only m6
             sub = {**res, "runs": {s: res["runs"][s] for s in inputs}}
-            t4 = [{"input": INPUT_ROWS[r["model"]], **r} for r in study.summary_rows(sub, "m6")]
+            t4 = [{"input": INPUT_ROWS[r["model"]], **r} for r in study_stats.summary_rows(sub, "m6")]
             md4 = (self.header("AMFMN Table IV: text input (sentence / keywords / both)") + test_note(res, "m6") +
-                   study.markdown_table(t4, "m6").replace("| model |", "| model (input) |") + "\n\n" +
+                   study_stats.markdown_table(t4, "m6").replace("| model |", "| model (input) |") + "\n\n" +
                    verdicts(t4, "m6") + "\n")
             for r in t4:
                 md4 = md4.replace(f"| {r['model']} |", f"| {r['model']} ({r['input']}) |", 1)
@@ -307,8 +219,8 @@ class Job:
     def part_table2(self, part: Part) -> dict:
         res = self.study(part)
         rows = [{"variant": VARIANTS.get(r["model"], r["model"]), **r}
-                for r in study.summary_rows(res, part.baseline)]
-        md = self.header(part.title) + test_note(res, part.baseline) + study.markdown_table(rows, part.baseline)
+                for r in study_stats.summary_rows(res, part.baseline)]
+        md = self.header(part.title) + test_note(res, part.baseline) + study_stats.markdown_table(rows, part.baseline)
         for r in rows:
             md = md.replace(f"| {r['model']} |", f"| {r['variant']} (`{r['model']}`) |", 1)
         md += "\n\n" + verdicts(rows, part.baseline) + "\n"
@@ -318,7 +230,7 @@ class Job:
     def part_table5(self, part: Part) -> dict:
         res = self.study(part)
         rows = []
-        for r in study.summary_rows(res, part.baseline):
+        for r in study_stats.summary_rows(res, part.baseline):
             mcfg = study.run_config(r["model"], 0, self.budget, self.extra)["model"]
             fixed = mcfg.get("loss") == "fixed"
             rows.append({"loss": "fixed" if fixed else "dynamic",
@@ -329,7 +241,7 @@ class Job:
         if len(part.seeds) == 1:
             md += ("**One seed per setting** (the budget's time limit): each row is a single run, its "
                    "differences are not tested against seed noise (compare with the seed spread of Table VI).\n\n")
-        md += study.markdown_table(rows, part.baseline) + "\n\n" + verdicts(rows, part.baseline) + "\n"
+        md += study_stats.markdown_table(rows, part.baseline) + "\n\n" + verdicts(rows, part.baseline) + "\n"
         self.save_table("table5", rows, md)
         fig, data = loss_heatmap(rows)
         self.save_fig(fig, "table5_heatmap", data)
@@ -337,11 +249,11 @@ class Job:
 
     def part_msa(self, part: Part) -> dict:
         res = self.study(part)
-        rows = study.summary_rows(res, part.baseline)
+        rows = study_stats.summary_rows(res, part.baseline)
         md = (self.header(part.title) + test_note(res, part.baseline) +
               "`msa` = the MSA model of `configs/msa_synthetic.yaml` (ResNet-18 from scratch, bi-GRU text encoder, "
               "AdamW) under the same data, image size, epochs, batch and learning rate as the AMFMN rows.\n\n" +
-              study.markdown_table(rows, part.baseline) + "\n\n" + verdicts(rows, part.baseline) + "\n")
+              study_stats.markdown_table(rows, part.baseline) + "\n\n" + verdicts(rows, part.baseline) + "\n")
         self.save_table("msa_vs_amfmn", rows, md)
         return {"rows": rows, "md": md}
 
@@ -418,7 +330,7 @@ def verdicts(rows: Sequence[dict], baseline: str, alpha: float = ALPHA) -> str:
                     "so this difference is **not established**")
         else:
             word = f"**not significant** at {alpha:g} (within seed noise)"
-        out.append(f"- `{r['model']}`: Δ mR {d:+.2f} vs `{baseline}` (Welch p = {study._fmt(pw, 3)}, "
+        out.append(f"- `{r['model']}`: Δ mR {d:+.2f} vs `{baseline}` (Welch p = {study_stats._fmt(pw, 3)}, "
                    f"bootstrap p = {pb:.3f}): {word}.")
     return "\n".join(out)
 

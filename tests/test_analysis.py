@@ -231,6 +231,7 @@ def test_run_path_and_status(tmp_path, monkeypatch):
 
 
 def test_encode_split_gives_evaluate_scores(tmp_path):
+    from rsnb import encode
     from rsnb import evaluate as ev
     from rsnb.data.formats import load_corpus
     from rsnb.data.synthetic import generate
@@ -243,7 +244,7 @@ def test_encode_split_gives_evaluate_scores(tmp_path):
     img, txt = an.encode_split(model, test, vocab, image_size=64, device="cpu", batch_size=2)
     assert img["v"].shape == (5, 32) and txt["s"].shape == (25, 32)
     _, ref = ev.evaluate(model, test, vocab, device="cpu", return_sims=True, image_size=64)
-    torch.testing.assert_close(ev.score_all(model, img, txt, "cpu"), ref)
+    torch.testing.assert_close(encode.score_all(model, img, txt, "cpu"), ref)
 
 
 def test_evaluation_split_ignores_quick_subsample(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ from rsnb import experiment as ex
 from rsnb.api import Index, IndexFileError
 from rsnb.cli import main
 from rsnb.data.dataset import ImageTransform, load_image
-from rsnb.evaluate import score_all
+from rsnb.encode import score_all
 from rsnb.models import registry
 
 TINY = ["data.synthetic={images: 30, size: 64, seed: 2}", "data.max_images=null", "data.min_count=1", "image_size=64",

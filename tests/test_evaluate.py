@@ -5,6 +5,7 @@ import pytest
 import torch
 from _toy import ToyRetrievalModel, make_toy_samples, toy_eval_loaders
 
+from rsnb import encode
 from rsnb import evaluate as ev
 
 
@@ -140,9 +141,9 @@ def test_encode_score_single_pass_matches_direct():
     enc_i, enc_t = model.encode_images, model.encode_texts
     model.encode_images = lambda x: (calls.__setitem__("img", calls["img"] + len(x)), enc_i(x))[1]
     model.encode_texts = lambda *a: (calls.__setitem__("txt", calls["txt"] + len(a[0])), enc_t(*a))[1]
-    img, txt = ev.encode_corpus(model, il, tl, "cpu")
+    img, txt = encode.encode_corpus(model, il, tl, "cpu")
     assert calls == {"img": 9, "txt": len(c2i)}  # every item encoded exactly once
-    sims = ev.score_all(model, img, txt, "cpu", chunk=(4, 5))
+    sims = encode.score_all(model, img, txt, "cpu", chunk=(4, 5))
     # direct computation in corpus order
     with torch.no_grad():
         di = enc_i(samples["images"])
@@ -285,8 +286,13 @@ def test_uint8_batches_are_normalised_like_float_items(tmp_path):
     f32 = torch.stack([ds.ImageDataset(corpus, image_size=32)[i]["image"] for i in range(3)])
     assert u8.dtype == torch.uint8 and u8.shape == (3, 3, 32, 32)
     torch.testing.assert_close(ds.normalize(u8), f32, atol=1e-5, rtol=0)
-    prepared = ev._prepare_images(u8, torch.device("cpu"), channels_last=True)
+    prepared = encode._prepare_images(u8, torch.device("cpu"), channels_last=True)
     assert prepared.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(prepared, f32, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="normalize expects uint8 images, got torch.float32"):
         ds.normalize(f32)
+
+
+def test_encoding_names_stay_importable_from_evaluate():
+    for name in ("encode_corpus", "score_all", "encode_and_score"):
+        assert getattr(ev, name) is getattr(encode, name)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from rsnb import study
+from rsnb import study, study_stats
 from rsnb.evaluate import retrieval_metrics
 
 
@@ -56,31 +56,31 @@ def test_welch_matches_the_formula():
     va, vb = np.var(a, ddof=1) / 3, np.var(b, ddof=1) / 4
     t = (np.mean(a) - np.mean(b)) / np.sqrt(va + vb)
     dof = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 3)
-    w = study.welch(a, b)
+    w = study_stats.welch(a, b)
     assert w["t"] == pytest.approx(t)
     assert w["p"] == pytest.approx(2 * stats.t.sf(abs(t), dof))
-    assert np.isnan(study.welch([1.0], [2.0, 3.0])["p"])
+    assert np.isnan(study_stats.welch([1.0], [2.0, 3.0])["p"])
 
 
 def test_bootstrap_observed_difference_is_the_mr_difference():
     ma, ra, c2i = _ranked(0, skill=0.6)
     mb, rb, _ = _ranked(1, skill=0.0)
-    out = study.bootstrap_mr_difference([ra], [rb], c2i, n_boot=500)
+    out = study_stats.bootstrap_mr_difference([ra], [rb], c2i, n_boot=500)
     assert out["diff"] == pytest.approx(ma["mR"] - mb["mR"])
     assert out["lo"] < out["diff"] < out["hi"]
     # averaging over seeds: the observed difference is the difference of the seed-mean mR
     mc, rc, _ = _ranked(2, skill=0.6)
-    two = study.bootstrap_mr_difference([ra, rc], [rb], c2i, n_boot=200)
+    two = study_stats.bootstrap_mr_difference([ra, rc], [rb], c2i, n_boot=200)
     assert two["diff"] == pytest.approx((ma["mR"] + mc["mR"]) / 2 - mb["mR"])
 
 
 def test_bootstrap_identical_models_and_clear_winner():
     _, r, c2i = _ranked(0, skill=0.2)
-    same = study.bootstrap_mr_difference([r], [r], c2i, n_boot=300)
+    same = study_stats.bootstrap_mr_difference([r], [r], c2i, n_boot=300)
     assert same["diff"] == 0 and same["lo"] == 0 and same["hi"] == 0 and same["p"] == 1.0
     _, good, _ = _ranked(3, n_img=40, skill=5.0)  # perfect retrieval
     _, bad, c2i = _ranked(4, n_img=40, skill=0.0)
-    win = study.bootstrap_mr_difference([good], [bad], c2i, n_boot=500)
+    win = study_stats.bootstrap_mr_difference([good], [bad], c2i, n_boot=500)
     assert win["diff"] > 50 and win["lo"] > 0 and win["p"] < 0.01
 
 
@@ -111,7 +111,7 @@ def test_band_rows_split_captions_by_the_scale_they_name(tmp_path):
             _rec("b", ["a tree", "trees", "a forest", "a tree in a forest", "nothing here"],
                  [("tree", "small", "green"), ("forest", "large", "green")])]
     test = Corpus("synthetic", tmp_path, recs)
-    rows = study.band_rows(_fake_result(test), n_boot=100)
+    rows = study_stats.band_rows(_fake_result(test), n_boot=100)
     by = {(r["group"], r["model"]): r for r in rows}
     assert by[("small targets only", "m1")]["captions"] == 4  # cars, one car, a tree, trees
     assert by[("small + larger", "m1")]["captions"] == 2
@@ -119,7 +119,7 @@ def test_band_rows_split_captions_by_the_scale_they_name(tmp_path):
     assert by[("small targets only", "m6")]["t2i_R@1_mean"] == 100.0
     assert by[("small targets only", "m1")]["t2i_R@10_mean"] == 0.0
     assert by[("small targets only", "m6")]["delta_R@10_vs_base"] == 100.0
-    md = study.band_markdown(rows)
+    md = study_stats.band_markdown(rows)
     assert "| small targets only | 4 | m6 | 100.0 ± 0.0 |" in md
 
 
@@ -142,7 +142,7 @@ def test_tiny_study_end_to_end(tmp_path, monkeypatch):
     md = study.write_report(res, tmp_path / "fig" / "abl", "python -m rsnb study ablation --budget tiny",
                             study.budget_description("tiny"))
     assert "| paper (= m6) | 2 |" in md and "`train.epochs=1`" in md
-    rows = study.summary_rows(res)
+    rows = study_stats.summary_rows(res)
     m6 = next(r for r in rows if r["model"] == "m6")
     mr6 = [r["test"]["mR"] for r in res["runs"]["m6"]]
     mr1 = [r["test"]["mR"] for r in res["runs"]["m1"]]
@@ -188,3 +188,9 @@ def test_synthetic_splits_setting(tmp_path):
     cfg["data"]["synthetic"]["splits"] = [0.5, 0.5, 0.5]  # set behind the validation's back
     with pytest.raises(ValueError, match=r"data.synthetic.splits must be three non-negative fractions summing to 1"):
         ex.prepare_corpus(cfg)
+
+
+def test_statistics_stay_importable_from_study():
+    for name in ("welch", "bootstrap_mr_difference", "summary_rows", "band_rows", "markdown_table", "band_markdown",
+                 "write_csv", "BASELINE"):
+        assert getattr(study, name) is getattr(study_stats, name)

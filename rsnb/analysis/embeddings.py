@@ -8,14 +8,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from rsnb.data.dataset import ImageDataset, TextDataset, collate
-from rsnb.evaluate import encode_corpus
+from rsnb.encode import encode_corpus
 
 
 def encode_split(model, corpus_split, vocab, image_size: int, device="auto", batch_size: int = 64,
                  use_keywords: bool = True) -> tuple[dict, dict]:
     """Encode every image and caption of a split once: ``(img_feats, txt_feats)`` on the CPU.
 
-    The features feed ``rsnb.evaluate.score_all`` (the (N_images, N_captions) matrix of
+    The features feed ``rsnb.encode.score_all`` (the (N_images, N_captions) matrix of
     ``rsnb.evaluate.evaluate``), :func:`guided_text_vectors` and :func:`embed_2d` without re-encoding.
     """
     il = DataLoader(ImageDataset(corpus_split, image_size=image_size), batch_size, collate_fn=collate)

@@ -15,11 +15,13 @@ import time
 import torch
 from torch import Tensor
 
-from rsnb.evaluate import encode_corpus, resolve_device, retrieval_metrics
+from rsnb.device import resolve_device
+from rsnb.encode import encode_corpus
+from rsnb.evaluate import retrieval_metrics
 
 
 def encode_with_tokens(model, image_loader, text_loader, device="cpu") -> tuple[dict, dict]:
-    """:func:`rsnb.evaluate.encode_corpus` with MSA's token states kept (``tok``, ``mask``)."""
+    """:func:`rsnb.encode.encode_corpus` with MSA's token states kept (``tok``, ``mask``)."""
     net = model.module if hasattr(model, "module") else model
     keep = net.keep_local
     net.keep_local = True

@@ -319,7 +319,7 @@ class ImageDataset(Dataset):
         cache_images: as in :class:`CaptionDataset` (useful when evaluating every epoch).
         normalize: True yields the normalised float image; False the (3, S, S) uint8 image, for a
             consumer that normalises whole batches with :func:`normalize` (as
-            :func:`rsnb.evaluate.encode_corpus` does), so no float copy of each image is kept.
+            :func:`rsnb.encode.encode_corpus` does), so no float copy of each image is kept.
     """
 
     def __init__(self, corpus: Corpus, image_size: int = 256, cache_images: bool | int = True,
