@@ -208,7 +208,8 @@ def test_variant_config_quick_and_full():
     assert q["image_size"] == 128 and q["data"]["max_images"] == 48 and q["train"]["num_workers"] == 0
     f = an.variant_config("fusion", quick=False)
     assert f["model"]["vga"] == "fusion" and f["image_size"] == 256
-    assert f["train"]["epochs"] == 150 and f["train"]["batch_size"] == 128 and f["data"]["max_images"] is None
+    assert f["train"]["epochs"] == 30 and f["train"]["batch_size"] == 128 and f["data"]["max_images"] is None
+    assert f["train"]["lr"] == 2e-4  # config.FULL_RUN_OVERRIDES; the 150-epoch paper schedule is the CLI preset
 
 
 def test_run_path_and_status(tmp_path, monkeypatch):

@@ -10,7 +10,9 @@ import yaml
 from _released import coordinate_array, is_unrotated_crop, rebuild_released_rsitmd_vocab
 
 from rsnb import checkpoint as ckpt
+from rsnb import config
 from rsnb import experiment as ex
+from rsnb.analysis.runs import variant_config
 from rsnb.cli import main
 from rsnb.data.corpus import Corpus, ImageRecord
 from rsnb.errors import ConfigError
@@ -200,7 +202,7 @@ def test_quick_settings_pick_the_mode(monkeypatch):
     assert config.quick_settings("02_mvsa_internals", quick=False)["epochs"] == 20
     monkeypatch.setenv("RSNB_QUICK", "0")
     full = config.quick_settings("03_loss_behaviour")
-    assert full["train_overrides"] == [] and full["run_folder"] == "03_loss"
+    assert full["train_overrides"] == list(config.FULL_RUN_OVERRIDES) and full["run_folder"] == "03_loss"
     monkeypatch.setenv("RSNB_QUICK", "1")
     q = config.quick_settings("03_loss_behaviour")
     assert "train.epochs=2" in q["train_overrides"] and q["batch_size"] == 32
@@ -208,6 +210,22 @@ def test_quick_settings_pick_the_mode(monkeypatch):
     assert "x" not in config.NOTEBOOK_SETTINGS["03_loss_behaviour"]["train_overrides"][0]
     with pytest.raises(KeyError, match="no quick-mode settings"):
         config.quick_settings("99_nothing")
+
+
+def test_full_mode_runs_are_sized_for_one_gpu_and_quick_mode_is_unchanged():
+    full = variant_config("sim", quick=False)  # notebooks 04/05
+    assert (full["train"]["epochs"], full["train"]["lr"], full["train"]["batch_size"]) == (30, 2e-4, 128)
+    assert full["image_size"] == 256 and full["data"]["synthetic"]["images"] == 2000 and full["model"]["vga"] == "sim"
+    paper = ex.load_config("synthetic", [], quick=False)  # the CLI preset keeps the paper's schedule
+    assert (paper["train"]["epochs"], paper["train"]["lr"]) == (150, 1e-4)
+    quick = variant_config("soft", quick=True)
+    assert (quick["train"]["epochs"], quick["data"]["max_images"], quick["image_size"]) == (2, 48, 128)
+    for name in ("03_loss_behaviour", "08_dataset_hygiene"):  # the trainings of 03 and 08
+        cfg = ex.load_config("synthetic", config.quick_settings(name, quick=False)["train_overrides"], quick=False)
+        assert cfg["train"]["epochs"] == 30 <= paper["train"]["epochs"] // 5, name
+    assert config.quick_settings("08_dataset_hygiene", quick=True)["train_overrides"] == [
+        "image_size=64", "model.pretrained=false", "train.epochs=2", "train.batch_size=32", "train.num_workers=0"]
+    assert config.quick_settings("02_mvsa_internals", quick=False)["epochs"] <= 30
 
 
 def test_every_notebook_setting_is_read_by_its_notebook():
