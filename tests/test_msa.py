@@ -123,9 +123,10 @@ def test_gradient_reaches_every_parameter(bert_dir, text, form):
     loss.backward()
     assert {"triplet", "alignment", "consistency", "loss"} <= set(logs)
     assert loss.item() == pytest.approx(logs["triplet"] + 15 * logs["alignment"] + 10 * logs["consistency"], rel=1e-5)
-    # In the paper form every score enters a softmax, which a constant shift leaves unchanged: the
-    # score head's bias gets a zero gradient in exact arithmetic (rounding noise or exactly 0).
-    shift_invariant = {"mscmat.head.0.bias"} if form == "paper" else set()
+    # In the paper form every score enters a softmax, which a constant shift leaves unchanged: each
+    # scale's score-head bias gets a zero gradient in exact arithmetic (rounding noise or exactly 0).
+    n_scales = len(model.mscmat.head)
+    shift_invariant = {f"mscmat.head.{s}.bias" for s in range(n_scales)} if form == "paper" else set()
     grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
     missing = [n for n, g in grads.items() if n not in shift_invariant and (g is None or not g.abs().sum())]
     assert not missing, missing
