@@ -9,7 +9,6 @@ best checkpoint of a run trained by :mod:`rsnb.reproduce`.
 from __future__ import annotations
 
 import json
-import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from functools import lru_cache
@@ -57,16 +56,7 @@ def margin_curves(gammas: Sequence[float], betas: Sequence[float]):
 
 def scene_grid(run_dir, n: int = 8):
     """The data (notebook 01): one test scene per class with its first caption and keywords."""
-    _, _, _, test = _load(str(run_dir))
-    first = {}
-    for rec in test.images:
-        first.setdefault(rec.cls, rec)
-    shown = list(first.values())[:n]
-    titles = [f"{r.cls}\n{textwrap.fill(r.captions[0], 38)}\n" + textwrap.fill("keywords: " + ", ".join(r.keywords), 38)
-              for r in shown]
-    fig = viz.image_grid([Image.open(r.path).convert("RGB") for r in shown], titles, ncols=4, size=3.2)
-    return fig, {"file": [r.filename for r in shown], "class": [r.cls for r in shown],
-                 "caption": [r.captions[0] for r in shown], "keywords": ["; ".join(r.keywords) for r in shown]}
+    return viz.scene_grid(_load(str(run_dir))[3].images, n, size=3.2, width=38)
 
 
 def _objects(records):

@@ -12,6 +12,7 @@ import torch
 
 from rsnb import study
 from rsnb.config import is_quick
+from rsnb.models.amfmn import ABLATIONS
 
 PARTS = ("table6", "table2", "table5", "msa", "figures")
 FIXED_MARGINS = (0.4, 0.6, 0.8)
@@ -20,7 +21,7 @@ BETAS = (3.0, 5.0, 7.0)
 #: Table VI rows of the study. The keyword-only rows m2, m4, m7 answer one keyword query per image (the
 #: paper's Table III protocol), not the five captions per image every other row is scored on, so the study's
 #: per-caption ranks and paired bootstrap do not apply to them; `rsnb evaluate` reports them on their own.
-KEYWORD_ONLY = ("m2", "m4", "m7")
+KEYWORD_ONLY = tuple(name for name, (_, _, text_input, _) in ABLATIONS.items() if text_input == "keywords")
 ABLATION = tuple(f"m{i}" for i in range(1, 10) if f"m{i}" not in KEYWORD_ONLY)
 VARIANTS = {"m6:model.vga=soft": "AMFMN-soft", "m6:model.vga=fusion": "AMFMN-fusion", "m6": "AMFMN-sim"}
 

@@ -27,6 +27,7 @@ from rsnb.viz.data import (
                            plot_similarity_groups,
                            plot_text_stats,
                            plot_top_words,
+                           scene_grid,
 )
 from rsnb.viz.loss import plot_batch_margins, plot_loss_diagnostics, plot_margin_curves, plot_prior_groups
 from rsnb.viz.mvsa import CATEGORY_COLOURS, map_panels, plot_mass_ratios, plot_ratio_history, scale_legend
@@ -43,5 +44,5 @@ __all__ = [
     "overlay_map", "plot_batch_margins", "plot_confusion", "plot_embedding_2d", "plot_grouped_bars", "plot_history",
     "plot_i2t_lists", "plot_loss_diagnostics", "plot_margin_curves", "plot_mass_ratios", "plot_matrix",
     "plot_metric_bars", "plot_prior_groups", "plot_ratio_history", "plot_scale_bands", "plot_similarity_groups",
-    "plot_t2i_gallery", "plot_text_stats", "plot_top_words", "save_figure", "scale_legend",
+    "plot_t2i_gallery", "plot_text_stats", "plot_top_words", "save_figure", "scale_legend", "scene_grid",
 ]

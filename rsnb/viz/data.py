@@ -3,12 +3,16 @@ word frequencies, caption-similarity groups."""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
+from PIL import Image
+
+from rsnb.viz.core import image_grid
 
 #: colour of each synthetic scale band in figures
 SCALE_COLOURS = {"small": "#d62728", "medium": "#ff9f1c", "large": "#1f77b4"}
@@ -179,3 +183,20 @@ def plot_similarity_groups(groups: Mapping[str, Mapping[str, Sequence[float]]], 
         ax.legend(fontsize=8, loc="upper right", title="pairs with no shared word (0) not drawn", title_fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def scene_grid(records, n: int = 8, size: float = 3.4, width: int = 40):
+    """One scene per class (the first of each, in order) with its first caption and keywords.
+
+    Returns ``(Figure, {column: values})`` for :func:`rsnb.viz.save_figure`; used by notebook 01 and
+    notebook 07's ``07_scene_grid``.
+    """
+    first = {}
+    for rec in records:
+        first.setdefault(rec.cls, rec)
+    shown = list(first.values())[:n]
+    titles = [f"{r.cls}\n{textwrap.fill(r.captions[0], width)}\n" + textwrap.fill("keywords: " + ", ".join(r.keywords), width)
+              for r in shown]
+    fig = image_grid([Image.open(r.path).convert("RGB") for r in shown], titles, ncols=4, size=size)
+    return fig, {"file": [r.filename for r in shown], "class": [r.cls for r in shown],
+                 "caption": [r.captions[0] for r in shown], "keywords": ["; ".join(r.keywords) for r in shown]}
