@@ -22,13 +22,10 @@ Plan (:func:`rsnb.reproduce_plan.plan`): the ``cpu`` budget trains 38 distinct r
 fusion x 3 seeds (6), the 11 loss settings other than m6 with ONE seed (11; the Table V rows are single
 runs, their differences are not tested against seed noise), MSA x 3 seeds (3).
 
-Measured on the 2-core machine while about ten other processes ran (so from CPU time, not wall time):
-one m6 run of ``BUDGETS["cpu"]`` took 78 CPU-seconds (69.4 user + 8.6 sys, one thread, start-up and
-evaluation included); ``--budget cpu --only figures`` (m1, m6, msa seed 0 trained two at a time, then
-the seven figures) took 274 CPU-seconds. So a run costs about 75 CPU-seconds, about 38 s of wall time
-on an idle 2-core machine with two runs in parallel (``--jobs 2``, the default on a CPU, one thread
-each): 38 runs = about 24 minutes, plus about 2 minutes for the tables, the bootstrap and the figures:
-about 26 minutes idle, well within an hour. Wall time grows with the machine's load.
+Measured on the idle 2-core machine from an empty run folder (``/usr/bin/time -v make figures``): the 38
+runs, two at a time (``--jobs 2``, the default on a CPU, one thread each) at 27-45 s of wall time each, then
+every table and figure: 12.5 minutes in all (1,199 CPU-seconds, peak RSS 1.8 GB). Wall time grows with the
+machine's load; a second call only reads the cached runs back.
 The ``gpu`` budget gives Table V three seeds too (60 runs, minutes each). The ``tiny`` budget (tests,
 ``RSNB_QUICK=1``) trains 5 runs of one seed.
 """

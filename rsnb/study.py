@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rsnb.config import FULL_RUN_OVERRIDES
 from rsnb.study_stats import (  # noqa: F401  (re-exported: rsnb.study is their historical home)
     BASELINE,
     RECALL_KS,
@@ -50,10 +51,12 @@ BUDGETS: dict[str, list[str]] = {
     "cpu": ["image_size=64", "data.synthetic.images=400", "data.synthetic.size=128",
             "data.synthetic.splits=[0.375,0.125,0.5]", "train.epochs=3", "train.batch_size=32", "train.lr=5e-4",
             "train.lr_step=4", "train.quiet=true"],
-    # one GPU (minutes per run): 2,000 scenes at 256 px, 1,400 / 200 / 400, 30 epochs
+    # one GPU (minutes per run): 2,000 scenes at 256 px, 1,400 / 200 / 400, ImageNet ResNet-18, batch 128 and
+    # the notebooks' full-mode schedule (30 epochs at lr 2e-4): notebooks 04/05 in full mode train these
+    # runs (rsnb.analysis.variant_run), so they and `make figures` on a GPU share one run folder
     "gpu": ["image_size=256", "data.synthetic.images=2000", "data.synthetic.size=256",
-            "data.synthetic.splits=[0.7,0.1,0.2]", "train.epochs=30", "train.batch_size=64", "train.lr=2e-4",
-            "train.lr_step=20", "train.quiet=true"],
+            "data.synthetic.splits=[0.7,0.1,0.2]", "model.pretrained=true", "train.batch_size=128",
+            *FULL_RUN_OVERRIDES, "train.num_workers=4", "train.quiet=true"],
     # tests only: a handful of steps
     "tiny": ["image_size=64", "data.synthetic.images=30", "data.synthetic.size=64", "data.min_count=1",
              "data.synthetic.splits=[0.5,0.2,0.3]", "train.epochs=1", "train.batch_size=8", "train.quiet=true"],
@@ -114,7 +117,7 @@ def model_key(cfg: dict) -> str:
 
 
 # ------------------------------------------------------------------------------ running
-def _sidecar(run_dir: Path) -> Path:
+def sidecar_path(run_dir: Path) -> Path:
     """``<out>/<spec>/seed<k>.study.json``: the config as the study asked for it (``train_run`` records a
     resolved one in the run folder), kept beside the run folder so the folder itself is a plain run."""
     return run_dir.with_name(run_dir.name + ".study.json")
@@ -122,7 +125,7 @@ def _sidecar(run_dir: Path) -> Path:
 
 def run_status(cfg: dict, run_dir: Path) -> str:
     """``"complete"``, ``"partial"`` (resumable) or ``"absent"`` for a run of exactly ``cfg``."""
-    files = [_sidecar(run_dir), run_dir / "last.json", run_dir / "history.json"]
+    files = [sidecar_path(run_dir), run_dir / "last.json", run_dir / "history.json"]
     if not all(f.is_file() for f in files) or json.loads(files[0].read_text()) != json.loads(json.dumps(cfg)):
         return "absent"
     done = len(json.loads(files[2].read_text()))
@@ -147,7 +150,7 @@ def run_one(cfg: dict, run_dir: Path, device="auto") -> dict:
     if status != "complete":
         stale = status == "absent" and run_dir.is_dir() and any(run_dir.iterdir())
         run_dir.parent.mkdir(parents=True, exist_ok=True)
-        _sidecar(run_dir).write_text(json.dumps(cfg, indent=1, sort_keys=True))
+        sidecar_path(run_dir).write_text(json.dumps(cfg, indent=1, sort_keys=True))
         ex.train_run(cfg, run_dir, resume=status == "partial", overwrite=stale, device=device, progress=False)
         ranks_file.unlink(missing_ok=True)
     history = json.loads((run_dir / "history.json").read_text())

@@ -6,6 +6,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from _released import coordinate_array, is_unrotated_crop, rebuild_released_rsitmd_vocab
 
@@ -212,10 +213,17 @@ def test_quick_settings_pick_the_mode(monkeypatch):
         config.quick_settings("99_nothing")
 
 
+def _vga(cfg):
+    """The VGA variant the config's model is built with (m6 is sim without saying so)."""
+    from rsnb.models import registry
+
+    return registry.builder_for(cfg).make_config(cfg, 50).vga
+
+
 def test_full_mode_runs_are_sized_for_one_gpu_and_quick_mode_is_unchanged():
     full = variant_config("sim", quick=False)  # notebooks 04/05
     assert (full["train"]["epochs"], full["train"]["lr"], full["train"]["batch_size"]) == (30, 2e-4, 128)
-    assert full["image_size"] == 256 and full["data"]["synthetic"]["images"] == 2000 and full["model"]["vga"] == "sim"
+    assert full["image_size"] == 256 and full["data"]["synthetic"]["images"] == 2000 and _vga(full) == "sim"
     paper = ex.load_config("synthetic", [], quick=False)  # the CLI preset keeps the paper's schedule
     assert (paper["train"]["epochs"], paper["train"]["lr"]) == (150, 1e-4)
     quick = variant_config("soft", quick=True)
@@ -226,6 +234,24 @@ def test_full_mode_runs_are_sized_for_one_gpu_and_quick_mode_is_unchanged():
     assert config.quick_settings("08_dataset_hygiene", quick=True)["train_overrides"] == [
         "image_size=64", "model.pretrained=false", "train.epochs=2", "train.batch_size=32", "train.num_workers=0"]
     assert config.quick_settings("02_mvsa_internals", quick=False)["epochs"] <= 30
+
+
+def test_notebook_full_mode_runs_are_the_make_figures_gpu_runs(tmp_path):
+    """Notebooks 04/05 in full mode train (or find) exactly the seed-0 variant runs of `make figures` on a GPU."""
+    from rsnb import reproduce_plan
+    from rsnb.analysis.runs import VARIANT_SPECS, variant_run_dir
+
+    root = Path(__file__).resolve().parents[1]
+    gpu_runs = reproduce_plan.plan_runs(reproduce_plan.plan("gpu"), "gpu", root / reproduce_plan.default_out("gpu"))
+    assert set(VARIANT_SPECS.values()) == set(reproduce_plan.VARIANTS)
+    for vga in VARIANT_SPECS:
+        run_dir = variant_run_dir(vga, quick=False)
+        assert run_dir.parent.parent == root / "runs" / "figures-gpu"
+        assert gpu_runs[run_dir] == variant_config(vga, quick=False), vga
+        assert _vga(variant_config(vga, quick=False)) == vga == _vga(variant_config(vga, quick=True))
+    assert variant_run_dir("soft", quick=True) != variant_run_dir("soft", quick=False)
+    with pytest.raises(ValueError, match="vga 'hard'"):
+        variant_config("hard")
 
 
 def test_every_notebook_setting_is_read_by_its_notebook():
@@ -248,3 +274,27 @@ def test_chance_metrics_match_closed_form():
     assert ch["t2i_R@1"] == pytest.approx(10.0, abs=1.5)
     assert ch["t2i_R@5"] == pytest.approx(50.0, abs=3.0)
     assert ch["t2i_R@10"] == 100.0
+
+
+@pytest.mark.parametrize("spec", ["m6", "msa"])
+def test_resumed_study_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, spec):
+    """A study run stopped after epoch 1 and resumed ends with the same weights and history as one trained
+    straight through (the paper preset: dynamic margin, MVSA, sim VGA; and MSA)."""
+    from safetensors.torch import load_file
+
+    from rsnb import study
+
+    cfg = study.run_config(spec, 0, "tiny", ["train.epochs=2", "train.lr_step=1"])
+    ex.train_run(cfg, tmp_path / "straight", device="cpu", progress=False)
+    first = {**cfg, "train": {**cfg["train"], "epochs": 1}}
+    ex.train_run(first, tmp_path / "resumed", device="cpu", progress=False)
+    ex.train_run(cfg, tmp_path / "resumed", resume=True, device="cpu", progress=False)
+
+    def history(run):
+        return [{k: v for k, v in row.items() if k != "time"} for row in json.loads((run / "history.json").read_text())]
+
+    assert len(history(tmp_path / "straight")) == 2 and history(tmp_path / "straight") == history(tmp_path / "resumed")
+    straight, resumed = (load_file(ckpt.checkpoint_paths(tmp_path / r, "last")["model"]) for r in ("straight", "resumed"))
+    assert straight.keys() == resumed.keys()
+    for k in straight:
+        assert torch.equal(straight[k], resumed[k]), k

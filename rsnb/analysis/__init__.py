@@ -27,11 +27,21 @@ from rsnb.analysis.retrieval import (
                                      scale_group,
                                      top_k,
 )
-from rsnb.analysis.runs import cached_run, evaluation_split, run_path, run_status, variant_config
+from rsnb.analysis.runs import (
+    VARIANT_SPECS,
+    cached_run,
+    evaluation_split,
+    run_path,
+    run_status,
+    variant_config,
+    variant_run,
+    variant_run_dir,
+)
 
 __all__ = [
     "PAPER_TABLE_II", "PAPER_TABLE_III", "PAPER_TABLE_V", "cached_run", "caption_kinds", "caption_scale_groups",
     "chance_rank_histogram", "class_confusion", "embed_2d", "encode_split", "evaluation_split", "frequent_keywords",
     "grouped_recall", "guided_text_vectors", "paper_rows", "phrase_relevance", "pick_examples", "rank_buckets",
-    "rank_histogram", "run_path", "run_status", "scale_group", "top_k", "variant_config",
+    "rank_histogram", "run_path", "run_status", "scale_group", "top_k", "variant_config", "variant_run",
+    "variant_run_dir", "VARIANT_SPECS",
 ]

@@ -11,17 +11,61 @@ from pathlib import Path
 import yaml
 
 from rsnb import experiment as ex
-from rsnb.config import FULL_RUN_OVERRIDES, QUICK_RUN_OVERRIDES, cache_dir, is_quick, load_yaml
+from rsnb.config import QUICK_RUN_OVERRIDES, cache_dir, is_quick, load_yaml
 from rsnb.device import resolve_device
+
+#: the make-figures study spec of each VGA variant (rsnb.reproduce_plan.VARIANTS): notebooks 04/05 in full
+#: mode train (or find) exactly that run
+VARIANT_SPECS = {"sim": "m6", "soft": "m6:model.vga=soft", "fusion": "m6:model.vga=fusion"}
 
 
 def variant_config(vga: str = "sim", quick: bool | None = None) -> dict:
-    """Config of the AMFMN-``vga`` synthetic runs of notebooks 04/05: ``rsnb/configs/synthetic.yaml``
-    with :data:`rsnb.config.QUICK_RUN_OVERRIDES` in quick mode, :data:`rsnb.config.FULL_RUN_OVERRIDES`
-    (30 epochs, minutes on one GPU) otherwise; the paper's 150 epochs are the CLI preset."""
+    """Config of the AMFMN-``vga`` synthetic runs of notebooks 04/05.
+
+    Quick mode: ``rsnb/configs/synthetic.yaml`` with :data:`rsnb.config.QUICK_RUN_OVERRIDES`. Full mode: seed 0
+    of ``make figures``' run of that variant on a GPU (:data:`rsnb.study.BUDGETS` ``gpu``: 2,000 scenes at
+    256 px, ImageNet ResNet-18, batch 128, :data:`rsnb.config.FULL_RUN_OVERRIDES`: 30 epochs, minutes on
+    one GPU), so a notebook and ``make figures`` never train it twice. The paper's 150 epochs are the CLI preset.
+    """
+    if vga not in VARIANT_SPECS:
+        raise ValueError(f"vga {vga!r}: expected one of {sorted(VARIANT_SPECS)}")
     quick = is_quick() if quick is None else quick
-    overrides = [f"model.vga={vga}", *(QUICK_RUN_OVERRIDES if quick else FULL_RUN_OVERRIDES)]
-    return ex.load_config("synthetic", overrides, quick=quick)
+    if not quick:
+        from rsnb import study
+
+        return study.run_config(VARIANT_SPECS[vga], 0, "gpu")
+    return ex.load_config("synthetic", [f"model.vga={vga}", *QUICK_RUN_OVERRIDES], quick=True)
+
+
+def variant_run_dir(vga: str = "sim", quick: bool | None = None) -> Path:
+    """Run folder of :func:`variant_config`: :func:`run_path` in quick mode; in full mode the folder
+    ``make figures --budget gpu`` uses for it (``runs/figures-gpu/<spec>/seed0`` in the checkout, or under
+    :func:`rsnb.config.cache_dir` when rsnb is installed from a wheel)."""
+    from rsnb import study
+    from rsnb.reproduce_plan import default_out, repo_figures_dir
+
+    quick = is_quick() if quick is None else quick
+    if quick:
+        return cache_dir() / "runs" / f"amfmn-{vga}-quick"
+    root = repo_figures_dir().parent
+    base = root if (root / "pyproject.toml").is_file() else cache_dir()
+    return base / default_out("gpu") / study.spec_dir(VARIANT_SPECS[vga]) / "seed0"
+
+
+def variant_run(vga: str = "sim", device="auto", retrain: bool = False, quick: bool | None = None) -> dict:
+    """The trained AMFMN-``vga`` run of notebooks 04/05 (:func:`cached_run` of :func:`variant_config` in
+    :func:`variant_run_dir`). In full mode it is trained through :func:`rsnb.study.run_one`, which also
+    writes the test ranks ``make figures`` reads, so either one reuses the other's run."""
+    cfg, run_dir = variant_config(vga, quick), variant_run_dir(vga, quick)
+    if not (is_quick() if quick is None else quick):
+        from rsnb import study
+
+        if retrain:
+            study.sidecar_path(run_dir).unlink(missing_ok=True)  # the study then replaces the folder
+        trained = study.run_status(cfg, run_dir) != "complete"
+        study.run_one(cfg, run_dir, device)
+        return {**cached_run(cfg, run_dir, device), "trained": trained}
+    return cached_run(cfg, run_dir, device, retrain=retrain)
 
 
 def run_path(name: str) -> Path:
