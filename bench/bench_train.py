@@ -60,8 +60,10 @@ def _setup(preset: str, size: int, batch: int, images: int):
     return model, data, hook
 
 
-def bench_preset(preset: str, a, peak: float) -> dict:
+def bench_preset(preset: str, a, peak: float, channels_last: bool = False) -> dict:
     model, data, hook = _setup(preset, a.size, a.batch, a.images)
+    if channels_last:  # weights and images in NHWC, oneDNN's native layout (rsnb.train does this on a CPU)
+        model = model.to(memory_format=torch.channels_last)
     data.preload()  # decode once: the wait below is augmentation + collate, as in every epoch but the first
     it = iter(DataLoader(data, batch_size=a.batch, shuffle=True, collate_fn=collate, num_workers=0))
     waits = [_timed(lambda: next(it)) for _ in range(a.steps)]
@@ -71,20 +73,26 @@ def bench_preset(preset: str, a, peak: float) -> dict:
 
     def step(b):
         b = hook(dict(b)) if hook else b
+        if channels_last:
+            b = {**b, "images": b["images"].contiguous(memory_format=torch.channels_last)}
         loss, _ = model.loss(model(b), b)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
     step(batches[0])  # warm-up
-    times = [_timed(lambda b=b: step(b)) for b in batches[1:]]
+    times, cpus = [], []
+    for b in batches[1:]:
+        c0 = time.process_time()
+        times.append(_timed(lambda b=b: step(b)))
+        cpus.append(time.process_time() - c0)  # CPU seconds: steadier than wall time on a shared machine
     with FlopCounterMode(display=False) as fc:
         step(batches[0])
     flops = fc.get_total_flops()
     t = statistics.median(times)
     floor = flops / (peak * 1e9)
     w = statistics.median(waits)
-    return {"preset": preset, "step_s": t, "pairs_s": a.batch / t, "gflop": flops / 1e9, "floor_s": floor,
+    return {"preset": preset + (" NHWC" if channels_last else ""), "step_s": t, "cpu_s": statistics.median(cpus), "pairs_s": a.batch / t, "gflop": flops / 1e9, "floor_s": floor,
             "vs_floor": t / floor, "wait_s": w, "wait_share": w / (w + t), "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
 
 
@@ -96,16 +104,17 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--images", type=int, default=200, help="synthetic scenes to draw batches from")
+    p.add_argument("--layouts", default="nchw", help="nchw, nhwc (channels-last) or both: nchw,nhwc")
     a = p.parse_args()
     peak = matmul_gflops()
     print(f"{a.size} px, batch {a.batch}, {a.steps} timed steps, torch threads {torch.get_num_threads()}, "
           f"measured fp32 matmul peak {peak:.1f} GFLOP/s")
-    rows = [bench_preset(x, a, peak) for x in a.presets.split(",")]
+    rows = [bench_preset(x, a, peak, layout == "nhwc") for x in a.presets.split(",") for layout in a.layouts.split(",")]
     ref = rows[0]["pairs_s"]
-    print(f"{'preset':<10}{'params M':>9}{'step s':>8}{'pairs/s':>9}{'ratio':>7}{'GFLOP':>8}{'floor s':>9}"
+    print(f"{'preset':<14}{'params M':>9}{'step s':>8}{'CPU s':>7}{'pairs/s':>9}{'ratio':>7}{'GFLOP':>8}{'floor s':>9}"
           f"{'x floor':>8}{'data wait s':>12}{'wait share':>11}")
     for r in rows:
-        print(f"{r['preset']:<10}{r['params_m']:>9.1f}{r['step_s']:>8.2f}{r['pairs_s']:>9.1f}{r['pairs_s'] / ref:>7.2f}"
+        print(f"{r['preset']:<14}{r['params_m']:>9.1f}{r['step_s']:>8.2f}{r['cpu_s']:>7.2f}{r['pairs_s']:>9.1f}{r['pairs_s'] / ref:>7.2f}"
               f"{r['gflop']:>8.0f}{r['floor_s']:>9.2f}{r['vs_floor']:>8.2f}{r['wait_s']:>12.3f}"
               f"{100 * r['wait_share']:>10.1f}%")
 

@@ -47,6 +47,9 @@ class TrainConfig:
     AMP unscaling (the official code clipped before backward, a no-op). ``amp``: ``"auto"`` = bf16
     on CUDA when supported else fp16 + GradScaler, off on CPU. ``nonfinite``: ``"stop"`` raises
     ``FloatingPointError`` on a NaN/inf loss; ``"skip"`` drops that step and counts it.
+    ``channels_last``: keep the CNN's weights and the image batches in NHWC layout, which oneDNN (CPU)
+    and cuDNN with AMP compute natively: 1.55x the pairs/s of NCHW for the paper preset at 256 px on a
+    CPU (``bench/bench_train.py --layouts nchw,nhwc``); same maths, float rounding aside.
     """
 
     epochs: int = 150
@@ -68,6 +71,7 @@ class TrainConfig:
     select_metric: str = "mR"
     out_dir: str | None = None
     ddp_find_unused: bool = True
+    channels_last: bool = True
 
     def to_dict(self) -> dict:
         """Plain-dict form (stored in checkpoints)."""
@@ -197,6 +201,8 @@ def _run(cfg, model, train_data, val_fn, dev, info, out_dir, resume, on_epoch_en
     out = Path(out_dir or cfg.out_dir) if (out_dir or cfg.out_dir) else None
     seed_everything(cfg.seed)
     model.to(dev)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)  # 4-D weights only (convolutions)
     params = [p for p in model.parameters() if p.requires_grad]
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     optimizer = opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -226,6 +232,8 @@ def _run(cfg, model, train_data, val_fn, dev, info, out_dir, resume, on_epoch_en
                    leave=False, dynamic_ncols=True)
         for i, batch in enumerate(bar):
             batch = batch_to(batch, dev)
+            if cfg.channels_last and getattr(batch.get("images"), "ndim", 0) == 4:
+                batch["images"] = batch["images"].contiguous(memory_format=torch.channels_last)
             ac = torch.autocast(dev.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
             with ac:
                 loss, logs = step_mod(batch)

@@ -298,3 +298,39 @@ def test_resumed_study_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, sp
     assert straight.keys() == resumed.keys()
     for k in straight:
         assert torch.equal(straight[k], resumed[k]), k
+
+
+def test_channels_last_training_is_the_same_maths_in_another_layout(tmp_path):
+    """train.channels_last (the default) keeps convolution weights NHWC; one step's loss and gradients are
+    those of NCHW up to float rounding, and whole runs agree closely (Adam amplifies rounding a little)."""
+    import copy
+
+    from rsnb.data.dataset import CaptionDataset, collate
+    from rsnb.models import registry
+
+    runs = {}
+    for layout in (True, False):
+        cfg = _tiny_cfg(tmp_path, epochs=1, channels_last=str(layout).lower())
+        runs[layout] = ex.train_run(cfg, tmp_path / f"cl-{layout}", device="cpu", progress=False)
+    conv = {k: next(m.weight for m in r["model"].modules() if isinstance(m, torch.nn.Conv2d)) for k, r in runs.items()}
+    assert conv[True].is_contiguous(memory_format=torch.channels_last)
+    assert not conv[False].is_contiguous(memory_format=torch.channels_last)
+    (a,), (b,) = runs[True]["history"], runs[False]["history"]
+    assert a["loss"] == pytest.approx(b["loss"], rel=1e-3) and a["loss"] > 1
+
+    nchw = copy.deepcopy(runs[False]["model"]).train()
+    nhwc = copy.deepcopy(nchw).to(memory_format=torch.channels_last)
+    train_split = runs[False]["corpus"].split("train")
+    batch = collate([CaptionDataset(train_split, runs[False]["vocab"], image_size=64)[i] for i in range(8)])
+    builder = registry.builder_for(cfg)  # cfg: the NCHW run's
+    batch = builder.batch_hook(builder.make_config(cfg, len(runs[False]["vocab"])), train_split)(batch)  # the prior S
+    grads = {}
+    for name, model, images in (("nchw", nchw, batch["images"]),
+                                ("nhwc", nhwc, batch["images"].contiguous(memory_format=torch.channels_last))):
+        torch.manual_seed(0)  # dropout
+        loss, _ = model.loss(model({**batch, "images": images}), batch)
+        loss.backward()
+        grads[name] = (loss.detach(), torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    assert grads["nchw"][0] == pytest.approx(grads["nhwc"][0].item(), rel=1e-5)
+    g1, g2 = grads["nchw"][1], grads["nhwc"][1]
+    assert (g1 - g2).norm() <= 1e-4 * g1.norm() and g1.norm() > 0
