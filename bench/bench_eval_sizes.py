@@ -24,6 +24,7 @@ sharded strategy is AMFMN's). Usage::
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import resource
 import subprocess
@@ -39,13 +40,14 @@ from rsnb.data.corpus import Corpus, ImageRecord
 from rsnb.data.synthetic import render_scene
 from rsnb.data.vocab import Vocab
 from rsnb.encode import score_all
-from rsnb.evaluate import evaluate, retrieval_metrics
+from rsnb.evaluate import CPU_IMAGE_BATCH, evaluate, retrieval_metrics
 from rsnb.models.amfmn import AMFMN, AMFMNConfig
 from rsnb.models.msa import MSA, MSAConfig
 
 SETS = {"rsitmd": 452, "rsicd": 1093, "tiny": 40}
 SHARD = 128
-IMAGE_BATCH = 8  # images per batch for rsnb's evaluate (its CPU default) and the bound (see bench_eval_opts.py)
+IMAGE_BATCH = CPU_IMAGE_BATCH  # images per batch of rsnb's evaluate on a CPU (its default), used by the bound too
+TEXT_BATCH = inspect.signature(evaluate).parameters["batch_size"].default  # rsnb's caption batch, the bound's too
 
 
 def _corpus(n_images: int, size: int, folder: Path) -> Corpus:
@@ -101,7 +103,7 @@ def released(model, corpus, vocab, size, image_shards: int = 0):
 
 
 def rsnb_eval(model, corpus, vocab, size):
-    return evaluate(model, corpus, vocab, device="cpu", batch_size=SHARD, image_batch_size=IMAGE_BATCH, image_size=size)
+    return evaluate(model, corpus, vocab, device="cpu", image_size=size)  # rsnb's defaults: what a user gets
 
 
 def _cat(chunks: list[dict]) -> dict:
@@ -116,8 +118,8 @@ def bound(model, corpus, vocab, size):
     img = _cat([model.encode_images(images[i:i + IMAGE_BATCH]) for i in range(0, len(images), IMAGE_BATCH)])
     order = torch.argsort(lengths, descending=True, stable=True)  # length-sorted batches, as rsnb encodes them
     tokens, lengths = tokens[order], lengths[order]
-    txt = _cat([model.encode_texts(tokens[j:j + SHARD, :int(lengths[j])], lengths[j:j + SHARD])
-                for j in range(0, len(tokens), SHARD)])
+    txt = _cat([model.encode_texts(tokens[j:j + TEXT_BATCH, :int(lengths[j])], lengths[j:j + TEXT_BATCH])
+                for j in range(0, len(tokens), TEXT_BATCH)])
     txt = {k: v[torch.argsort(order)] for k, v in txt.items()}  # back to corpus order
     metrics = retrieval_metrics(score_all(model, img, txt, "cpu"), corpus.caption_to_image)
     metrics["_seconds"], metrics["_cpu"] = time.perf_counter() - t0, time.process_time() - c0

@@ -334,3 +334,19 @@ def test_channels_last_training_is_the_same_maths_in_another_layout(tmp_path):
     assert grads["nchw"][0] == pytest.approx(grads["nhwc"][0].item(), rel=1e-5)
     g1, g2 = grads["nchw"][1], grads["nhwc"][1]
     assert (g1 - g2).norm() <= 1e-4 * g1.norm() and g1.norm() > 0
+
+
+def test_full_mode_variant_run_is_one_make_figures_reuses(tmp_path, monkeypatch):
+    """variant_run in full mode trains through the study (sidecar + test ranks), so `make figures` finds the run
+    done, and a second call loads it instead of training (the gpu budget shrunk to the tiny one here)."""
+    from rsnb import reproduce_plan, study
+    from rsnb.analysis import runs
+
+    monkeypatch.setitem(study.BUDGETS, "gpu", study.BUDGETS["tiny"] + ["train.num_workers=0"])
+    monkeypatch.setattr(runs, "variant_run_dir", lambda vga, quick=None: tmp_path / "figures-gpu" / vga / "seed0")
+    first = runs.variant_run("soft", "cpu", quick=False)
+    cfg, run_dir = runs.variant_config("soft", quick=False), tmp_path / "figures-gpu" / "soft" / "seed0"
+    assert first["trained"] and first["run_dir"] == run_dir
+    assert reproduce_plan.is_done(cfg, run_dir)  # make figures would only read it back
+    again = runs.variant_run("soft", "cpu", quick=False)
+    assert not again["trained"] and again["history"] == first["history"]
