@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(PY) -m rsnb demo --out runs/demo
 
 # The papers' tables and figures (rsnb/reproduce.py) into figures/07_*, every run cached in runs/figures
-# (resumable): the cpu budget (38 runs, 12.5 min measured on an idle 2-core CPU) without CUDA, the gpu budget with it.
+# (resumable): the cpu budget (38 runs, 10.5 min measured on an idle 2-core CPU) without CUDA, the gpu budget with it.
 figures: $(STAMP)
 	MPLBACKEND=Agg $(PY) -m rsnb figures --budget auto
 

@@ -24,7 +24,7 @@ runs, their differences are not tested against seed noise), MSA x 3 seeds (3).
 
 Measured on the idle 2-core machine from an empty run folder (``/usr/bin/time -v make figures``): the 38
 runs, two at a time (``--jobs 2``, the default on a CPU, one thread each) at 27-45 s of wall time each, then
-every table and figure: 12.5 minutes in all (1,199 CPU-seconds, peak RSS 1.8 GB). Wall time grows with the
+every table and figure: 10.5 minutes in all (1,110 CPU-seconds, peak RSS 1.6 GB; 12.5 minutes before training went channels-last). Wall time grows with the
 machine's load; a second call only reads the cached runs back.
 The ``gpu`` budget gives Table V three seeds too (60 runs, minutes each). The ``tiny`` budget (tests,
 ``RSNB_QUICK=1``) trains 5 runs of one seed.
