@@ -120,7 +120,8 @@ def bound(model, corpus, vocab, size):
     tokens, lengths = tokens[order], lengths[order]
     txt = _cat([model.encode_texts(tokens[j:j + TEXT_BATCH, :int(lengths[j])], lengths[j:j + TEXT_BATCH])
                 for j in range(0, len(tokens), TEXT_BATCH)])
-    txt = {k: v[torch.argsort(order)] for k, v in txt.items()}  # back to corpus order
+    back = torch.argsort(order)  # back to corpus order
+    txt = {k: v[back] for k, v in txt.items()}
     metrics = retrieval_metrics(score_all(model, img, txt, "cpu"), corpus.caption_to_image)
     metrics["_seconds"], metrics["_cpu"] = time.perf_counter() - t0, time.process_time() - c0
     return metrics

@@ -23,7 +23,9 @@ BETAS = (3.0, 5.0, 7.0)
 #: per-caption ranks and paired bootstrap do not apply to them; `rsnb evaluate` reports them on their own.
 KEYWORD_ONLY = tuple(name for name, (_, _, text_input, _) in ABLATIONS.items() if text_input == "keywords")
 ABLATION = tuple(f"m{i}" for i in range(1, 10) if f"m{i}" not in KEYWORD_ONLY)
-VARIANTS = {"m6:model.vga=soft": "AMFMN-soft", "m6:model.vga=fusion": "AMFMN-fusion", "m6": "AMFMN-sim"}
+#: Table II's attention variants: VGA name -> study spec (m6 is sim); notebooks 04/05 use the same runs
+VARIANT_SPECS = {"soft": "m6:model.vga=soft", "fusion": "m6:model.vga=fusion", "sim": "m6"}
+VARIANTS = {spec: f"AMFMN-{vga}" for vga, spec in VARIANT_SPECS.items()}
 
 
 def fixed_spec(alpha: float) -> str:

@@ -48,8 +48,8 @@ class TrainConfig:
     on CUDA when supported else fp16 + GradScaler, off on CPU. ``nonfinite``: ``"stop"`` raises
     ``FloatingPointError`` on a NaN/inf loss; ``"skip"`` drops that step and counts it.
     ``channels_last``: keep the CNN's weights and the image batches in NHWC layout, which oneDNN (CPU)
-    and cuDNN with AMP compute natively: 1.55x the pairs/s of NCHW for the paper preset at 256 px on a
-    CPU (``bench/bench_train.py --layouts nchw,nhwc``); same maths, float rounding aside.
+    and cuDNN with AMP compute natively: 1.67x the pairs/s of NCHW for the paper preset at 256 px on a
+    2-core CPU (``bench/bench_train.py --layouts nchw,nhwc``, bench/RESULTS.md); same maths, float rounding aside.
     """
 
     epochs: int = 150

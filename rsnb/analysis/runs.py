@@ -13,10 +13,7 @@ import yaml
 from rsnb import experiment as ex
 from rsnb.config import QUICK_RUN_OVERRIDES, cache_dir, is_quick, load_yaml
 from rsnb.device import resolve_device
-
-#: the make-figures study spec of each VGA variant (rsnb.reproduce_plan.VARIANTS): notebooks 04/05 in full
-#: mode train (or find) exactly that run
-VARIANT_SPECS = {"sim": "m6", "soft": "m6:model.vga=soft", "fusion": "m6:model.vga=fusion"}
+from rsnb.reproduce_plan import VARIANT_SPECS, default_out, repo_figures_dir
 
 
 def variant_config(vga: str = "sim", quick: bool | None = None) -> dict:
@@ -42,11 +39,9 @@ def variant_run_dir(vga: str = "sim", quick: bool | None = None) -> Path:
     ``make figures --budget gpu`` uses for it (``runs/figures-gpu/<spec>/seed0`` in the checkout, or under
     :func:`rsnb.config.cache_dir` when rsnb is installed from a wheel)."""
     from rsnb import study
-    from rsnb.reproduce_plan import default_out, repo_figures_dir
 
-    quick = is_quick() if quick is None else quick
-    if quick:
-        return cache_dir() / "runs" / f"amfmn-{vga}-quick"
+    if is_quick() if quick is None else quick:
+        return run_path(f"amfmn-{vga}", quick=True)
     root = repo_figures_dir().parent
     base = root if (root / "pyproject.toml").is_file() else cache_dir()
     return base / default_out("gpu") / study.spec_dir(VARIANT_SPECS[vga]) / "seed0"
@@ -56,21 +51,24 @@ def variant_run(vga: str = "sim", device="auto", retrain: bool = False, quick: b
     """The trained AMFMN-``vga`` run of notebooks 04/05 (:func:`cached_run` of :func:`variant_config` in
     :func:`variant_run_dir`). In full mode it is trained through :func:`rsnb.study.run_one`, which also
     writes the test ranks ``make figures`` reads, so either one reuses the other's run."""
+    quick = is_quick() if quick is None else quick
     cfg, run_dir = variant_config(vga, quick), variant_run_dir(vga, quick)
-    if not (is_quick() if quick is None else quick):
-        from rsnb import study
+    if quick:
+        return cached_run(cfg, run_dir, device, retrain=retrain)
+    from rsnb import study
 
-        if retrain:
-            study.sidecar_path(run_dir).unlink(missing_ok=True)  # the study then replaces the folder
-        trained = study.run_status(cfg, run_dir) != "complete"
-        study.run_one(cfg, run_dir, device)
-        return {**cached_run(cfg, run_dir, device), "trained": trained}
-    return cached_run(cfg, run_dir, device, retrain=retrain)
+    if retrain:
+        study.sidecar_path(run_dir).unlink(missing_ok=True)  # the study then replaces the folder
+    trained = study.run_status(cfg, run_dir) != "complete"
+    study.run_one(cfg, run_dir, device)
+    return {**cached_run(cfg, run_dir, device), "trained": trained}
 
 
-def run_path(name: str) -> Path:
-    """``cache_dir()/runs/<name>-quick`` or ``-full``: quick and full runs never overwrite each other."""
-    return cache_dir() / "runs" / f"{name}-{'quick' if is_quick() else 'full'}"
+def run_path(name: str, quick: bool | None = None) -> Path:
+    """``cache_dir()/runs/<name>-quick`` or ``-full`` (``quick``: None = :func:`rsnb.config.is_quick`):
+    quick and full runs never overwrite each other."""
+    quick = is_quick() if quick is None else quick
+    return cache_dir() / "runs" / f"{name}-{'quick' if quick else 'full'}"
 
 
 def evaluation_split(cfg: dict, split: str = "test"):
